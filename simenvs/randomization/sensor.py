@@ -1,0 +1,129 @@
+"""Sensor modders: camera and state noise applied to observations (OpenCV, uint8 in/out).
+
+Each effect is skipped when its parameter sits at its neutral value, so the common case of
+no sensor randomization costs nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+
+import cv2
+import numpy as np
+
+from simenvs.randomization.params import ParamDef
+
+__all__ = ["sensor_param_defs", "apply_image_noise", "apply_depth_noise", "SENSOR_DEFAULTS"]
+
+# name -> (neutral value, low, high, unit, doc)
+_IMAGE = {
+    "gaussian_std": (0.0, 0.0, 64.0, "px", "additive Gaussian noise std, 0-255 scale"),
+    "shot_noise": (0.0, 0.0, 1.0, "1", "signal-dependent (Poisson-like) noise strength"),
+    "blur_sigma": (0.0, 0.0, 4.0, "px", "Gaussian blur sigma"),
+    "motion_blur": (0.0, 0.0, 15.0, "px", "motion-blur kernel length"),
+    "motion_blur_angle": (0.0, 0.0, 180.0, "deg", "motion-blur direction"),
+    "brightness": (0.0, -0.5, 0.5, "1", "additive brightness, fraction of full scale"),
+    "contrast": (1.0, 0.2, 3.0, "x", "contrast gain about mid-grey"),
+    "gamma": (1.0, 0.3, 3.0, "1", "gamma exponent"),
+    "hue": (0.0, -90.0, 90.0, "deg", "hue rotation"),
+    "saturation": (1.0, 0.0, 3.0, "x", "saturation gain"),
+    "jpeg_quality": (100.0, 5.0, 100.0, "1", "JPEG quality (100 = no compression)"),
+    "distortion_k1": (0.0, -0.5, 0.5, "1", "radial lens distortion coefficient"),
+}
+_DEPTH = {
+    "noise_std": (0.0, 0.0, 0.5, "m", "depth noise std, proportional to depth at 1 m"),
+    "dropout": (0.0, 0.0, 0.5, "1", "fraction of depth pixels lost (read as 0)"),
+}
+SENSOR_DEFAULTS = {f"sensor.image.{k}": v[0] for k, v in _IMAGE.items()} | {
+    f"sensor.depth.{k}": v[0] for k, v in _DEPTH.items()
+}
+
+
+def sensor_param_defs(with_images: bool = True) -> list[ParamDef]:
+    defs = [
+        ParamDef(
+            "sensor.state.noise_std",
+            0.0,
+            0.0,
+            1.0,
+            unit="obs units",
+            doc="std of Gaussian noise on state observations (times the task's per-dim scale)",
+        )
+    ]
+    if with_images:
+        for group, table in (("image", _IMAGE), ("depth", _DEPTH)):
+            for k, (nom, lo, hi, unit, doc) in table.items():
+                defs.append(ParamDef(f"sensor.{group}.{k}", nom, lo, hi, unit=unit, doc=doc))
+    return defs
+
+
+@lru_cache(maxsize=16)
+def _distortion_maps(k1: float, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    cx, cy = (w - 1) / 2, (h - 1) / 2
+    nx, ny = (x - cx) / cx, (y - cy) / cy
+    f = 1 + k1 * (nx * nx + ny * ny)
+    return (nx * f * cx + cx).astype(np.float32), (ny * f * cy + cy).astype(np.float32)
+
+
+def _motion_kernel(length: float, angle: float) -> np.ndarray:
+    n = max(1, int(round(length)))
+    k = np.zeros((n, n), np.float32)
+    k[n // 2, :] = 1.0
+    rot = cv2.getRotationMatrix2D(((n - 1) / 2, (n - 1) / 2), angle, 1.0)
+    k = cv2.warpAffine(k, rot, (n, n))
+    return k / max(float(k.sum()), 1e-6)
+
+
+def apply_image_noise(
+    img: np.ndarray, p: Mapping[str, Any], rng: np.random.Generator
+) -> np.ndarray:
+    """Apply the episode's camera effects to an (H, W, 3) uint8 image; returns a new array."""
+    g = lambda k: p.get(f"sensor.image.{k}", _IMAGE[k][0])  # noqa: E731
+    out = img
+    if g("distortion_k1") != 0.0:
+        h, w = out.shape[:2]
+        mx, my = _distortion_maps(float(g("distortion_k1")), h, w)
+        out = cv2.remap(out, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    if g("motion_blur") >= 2.0:
+        out = cv2.filter2D(out, -1, _motion_kernel(g("motion_blur"), g("motion_blur_angle")))
+    if g("blur_sigma") > 0.05:
+        out = cv2.GaussianBlur(out, (0, 0), float(g("blur_sigma")))
+    if g("hue") != 0.0 or g("saturation") != 1.0:
+        hsv = cv2.cvtColor(out, cv2.COLOR_RGB2HSV).astype(np.float32)
+        hsv[..., 0] = (hsv[..., 0] + g("hue") / 2.0) % 180.0
+        hsv[..., 1] = np.clip(hsv[..., 1] * g("saturation"), 0, 255)
+        out = cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB)
+    photometric = g("brightness") != 0.0 or g("contrast") != 1.0 or g("gamma") != 1.0
+    noisy = g("gaussian_std") > 0.0 or g("shot_noise") > 0.0
+    if photometric or noisy:
+        f = out.astype(np.float32) / 255.0
+        if photometric:
+            f = np.clip((f - 0.5) * g("contrast") + 0.5 + g("brightness"), 0.0, 1.0)
+            f = f ** (1.0 / g("gamma"))
+        if g("shot_noise") > 0.0:
+            f = f + rng.standard_normal(f.shape, np.float32) * np.sqrt(f * g("shot_noise") / 30.0)
+        if g("gaussian_std") > 0.0:
+            f = f + rng.standard_normal(f.shape, np.float32) * (g("gaussian_std") / 255.0)
+        out = np.clip(f * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    if g("jpeg_quality") < 99.5:
+        ok, buf = cv2.imencode(".jpg", out[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(g("jpeg_quality"))])
+        if ok:
+            out = np.ascontiguousarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1])
+    return out if out is not img else img.copy()
+
+
+def apply_depth_noise(
+    depth: np.ndarray, p: Mapping[str, Any], rng: np.random.Generator
+) -> np.ndarray:
+    """Noise and dropout on a float depth map in metres (before quantization)."""
+    std = p.get("sensor.depth.noise_std", 0.0)
+    drop = p.get("sensor.depth.dropout", 0.0)
+    out = depth
+    if std > 0.0:
+        out = out + rng.standard_normal(out.shape).astype(out.dtype) * std * out
+    if drop > 0.0:
+        out = np.where(rng.random(out.shape) < drop, 0.0, out).astype(depth.dtype)
+    return out

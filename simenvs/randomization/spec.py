@@ -1,0 +1,230 @@
+"""RandomizationSpec: how each parameter is distributed, as plain, validated data.
+
+A spec maps parameter names (or fnmatch patterns such as ``"appearance.tex.*.pattern"``) to
+distributions, plus optional joint Gaussians over named scalars (what SimOpt adapts). It is
+env-agnostic until ``bind`` checks it against an env's parameter registry: unknown names,
+distributions reaching outside a parameter's physical bounds and wrong shapes are errors
+that name the parameter and what is allowed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from simenvs.randomization.distributions import (
+    Categorical,
+    Constant,
+    Distribution,
+    MultivariateNormal,
+    Normal,
+    distribution_from_dict,
+)
+from simenvs.randomization.params import ParamDef
+
+__all__ = ["RandomizationSpec", "BoundSpec"]
+
+
+@dataclass(frozen=True)
+class RandomizationSpec:
+    params: dict[str, Distribution] = field(default_factory=dict)
+    joint: tuple[MultivariateNormal, ...] = ()
+
+    # ---- construction -------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None) -> RandomizationSpec:
+        """``{"name": dist, ..., "joint": [{"names": [...], "mean": [...], "cov": ...}]}``."""
+        if d is None:
+            return cls()
+        if isinstance(d, RandomizationSpec):
+            return d
+        if not isinstance(d, Mapping):
+            raise ValueError(f"a randomization spec must be a mapping, got {type(d).__name__}")
+        params: dict[str, Distribution] = {}
+        joint: list[MultivariateNormal] = []
+        for key, value in d.items():
+            if key == "joint":
+                items = [value] if isinstance(value, Mapping) else list(value)
+                for j in items:
+                    j = dict(j)
+                    j.pop("dist", None)
+                    unknown = set(j) - {"names", "mean", "cov"}
+                    if unknown:
+                        raise ValueError(f"joint distribution has unknown keys {sorted(unknown)}")
+                    joint.append(MultivariateNormal(tuple(j["names"]), j["mean"], j["cov"]))
+                continue
+            if not isinstance(key, str) or not key:
+                raise ValueError(f"parameter names must be non-empty strings, got {key!r}")
+            params[key] = distribution_from_dict(value, where=key)
+        return cls(params, tuple(joint))
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> RandomizationSpec:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"randomization spec file not found: {path}")
+        with path.open() as f:
+            data = yaml.safe_load(f)
+        try:
+            return cls.from_dict(data or {})
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {k: v.to_dict() for k, v in self.params.items()}
+        if self.joint:
+            d["joint"] = [j.to_dict() for j in self.joint]
+        return d
+
+    def to_yaml(self, path: str | Path) -> None:
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+    def merged(self, other: RandomizationSpec | Mapping[str, Any]) -> RandomizationSpec:
+        """This spec with ``other``'s entries taking precedence (joint names replace singles)."""
+        other = RandomizationSpec.from_dict(other)
+        params = {**self.params, **other.params}
+        joint_names = {n for j in other.joint for n in j.names}
+        for n in joint_names:
+            params.pop(n, None)
+        joint = [j for j in self.joint if not set(j.names) & joint_names] + list(other.joint)
+        return RandomizationSpec(params, tuple(joint))
+
+    # ---- binding to an env's registry ---------------------------------------------------
+    def bind(self, registry: Sequence[ParamDef]) -> BoundSpec:
+        """Resolve patterns against ``registry`` and validate every entry."""
+        by_name = {p.name: p for p in registry}
+        resolved: dict[str, Distribution] = {}
+        # patterns first, exact names override them
+        for key in sorted(self.params, key=lambda k: (not _is_pattern(k), k)):
+            dist = self.params[key]
+            names = [n for n in by_name if fnmatch.fnmatchcase(n, key)] if _is_pattern(key) else [key]
+            if not names or (not _is_pattern(key) and key not in by_name):
+                raise ValueError(_unknown(key, by_name))
+            for n in names:
+                _check_dist(by_name[n], dist)
+                resolved[n] = dist
+        for j in self.joint:
+            for n in j.names:
+                if n not in by_name:
+                    raise ValueError(_unknown(n, by_name))
+                p = by_name[n]
+                if p.is_categorical or p.shape != ():
+                    raise ValueError(f"joint distribution over {n!r}: only scalar numeric params")
+                resolved.pop(n, None)
+        return BoundSpec(list(registry), resolved, self.joint)
+
+
+def _is_pattern(key: str) -> bool:
+    return any(c in key for c in "*?[")
+
+
+def _unknown(key: str, by_name: Mapping[str, ParamDef]) -> str:
+    close = difflib.get_close_matches(key, list(by_name), n=3)
+    hint = f"; did you mean {close}?" if close else ""
+    groups = sorted({n.rsplit(".", 1)[0] + ".*" for n in by_name})
+    shown = ", ".join(groups[:40]) + (" ..." if len(groups) > 40 else "")
+    return f"unknown randomization parameter {key!r}{hint} Known: {shown}"
+
+
+def _check_dist(p: ParamDef, dist: Distribution) -> None:
+    if p.is_categorical:
+        if isinstance(dist, Categorical):
+            bad = [c for c in dist.choices if c not in p.choices]
+        elif isinstance(dist, Constant):
+            bad = [] if dist.value in p.choices else [dist.value]
+        else:
+            raise ValueError(
+                f"{p.name} is categorical (choices {list(p.choices)}); use a categorical or "
+                f"constant distribution, not {dist.kind}"
+            )
+        if bad:
+            raise ValueError(f"{p.name}: {bad} not allowed; choices: {list(p.choices)}")
+        return
+    if isinstance(dist, Constant) and isinstance(dist.value, str):
+        raise ValueError(f"{p.name} is numeric; got the string {dist.value!r}")
+    if isinstance(dist, Categorical) and not all(
+        isinstance(c, (int, float, bool)) for c in dist.choices
+    ):
+        raise ValueError(f"{p.name} is numeric; categorical choices must be numbers")
+    lo, hi = p.bounds()
+    try:
+        dlo, dhi = (np.broadcast_to(x, p.shape) for x in dist.support())
+    except ValueError:
+        raise ValueError(
+            f"{p.name} has shape {p.shape}; the distribution's shape does not broadcast to it"
+        ) from None
+    if isinstance(dist, Normal):  # unbounded: its samples are clipped, check the mean only
+        m = np.broadcast_to(np.asarray(dist.mean_, float), p.shape)
+        dlo = dhi = m
+    if np.any(dlo < lo - 1e-12) or np.any(dhi > hi + 1e-12):
+        unit = f" {p.unit}" if p.unit else ""
+        raise ValueError(
+            f"{p.name}: distribution {dist.to_dict()} reaches outside the allowed range "
+            f"[{_s(lo)}, {_s(hi)}]{unit}"
+        )
+
+
+def _s(x: np.ndarray) -> Any:
+    return x.item() if x.ndim == 0 else x.tolist()
+
+
+@dataclass
+class BoundSpec:
+    """A spec resolved against one registry: one distribution (or none) per parameter."""
+
+    registry: list[ParamDef]
+    dists: dict[str, Distribution]
+    joint: tuple[MultivariateNormal, ...]
+
+    def sample(
+        self,
+        streams: Mapping[str, np.random.Generator],
+        overrides: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """One value per parameter, each group from its own stream.
+
+        Every parameter's draw is made even when it is overridden or constant-free, so fixing
+        one value never shifts the stream the others are drawn from.
+        """
+        overrides = dict(overrides or {})
+        by_name = {p.name: p for p in self.registry}
+        unknown = [k for k in overrides if k not in by_name]
+        if unknown:
+            raise ValueError(_unknown(unknown[0], by_name))
+        values: dict[str, Any] = {}
+        for j in self.joint:
+            group = by_name[j.names[0]].group
+            vec = j.sample(streams[_stream_of(group)])
+            for n, v in zip(j.names, vec):
+                values[n] = by_name[n].coerce(v)
+        for p in self.registry:
+            if p.name in values:
+                continue
+            dist = self.dists.get(p.name)
+            if dist is None:
+                values[p.name] = p.nominal if p.is_categorical else p.coerce(p.nominal)
+            else:
+                values[p.name] = p.coerce(dist.sample(streams[_stream_of(p.group)], p.shape))
+        from simenvs.randomization.params import check_value
+
+        for k, v in overrides.items():
+            values[k] = check_value(by_name[k], v)
+        return values
+
+    def describe(self) -> dict[str, Any]:
+        """Summary for metadata: each randomized parameter's distribution."""
+        d = {n: dist.to_dict() for n, dist in self.dists.items()}
+        for j in self.joint:
+            d["joint:" + ",".join(j.names)] = j.to_dict()
+        return d
+
+
+def _stream_of(group: str) -> str:
+    return group
