@@ -440,14 +440,18 @@ class SimEnv(gym.Env):
             )
         if name == "default":
             return default
-        return RandomizationSpec.from_dict(base["wide"]).merged(task.get("wide", task.get("default", {})))
+        return RandomizationSpec.from_dict(base["wide"]).merged(
+            task.get("wide", task.get("default", {}))
+        )
 
     def _check_action(self, action: Any) -> np.ndarray:
         space = self.action_space
         try:
             a = np.asarray(action, dtype=np.float64)
         except (TypeError, ValueError):
-            raise ValueError(f"action must be numeric with shape {space.shape}, got {action!r}") from None
+            raise ValueError(
+                f"action must be numeric with shape {space.shape}, got {action!r}"
+            ) from None
         if a.shape != space.shape:
             if a.size == int(np.prod(space.shape)) and a.ndim <= 1 + len(space.shape):
                 a = a.reshape(space.shape)
@@ -466,7 +470,9 @@ class SimEnv(gym.Env):
         n = self._warning_count()
         if n > self._warn0:
             self._warn0 = n
-            names = [str(mujoco.mjtWarning(int(w)).name) for w in _BAD_WARNINGS if d.warning[w].number]
+            names = [
+                str(mujoco.mjtWarning(int(w)).name) for w in _BAD_WARNINGS if d.warning[w].number
+            ]
             return f"physics diverged ({', '.join(names)}) at step {self.step_count}"
         if not (np.isfinite(d.qpos).all() and np.isfinite(d.qvel).all()):
             return f"non-finite state at step {self.step_count}"

@@ -8,6 +8,7 @@ this module keeps one GL context per env and renders any viewport up to its buff
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")
@@ -30,7 +31,9 @@ def prepare_fast_rendering(model: mujoco.MjModel, width: int, height: int) -> No
 class SceneRenderer:
     """One GL context, any number of models over its lifetime, any viewport size."""
 
-    def __init__(self, model: mujoco.MjModel, max_width: int, max_height: int, max_geom: int = 2000):
+    def __init__(
+        self, model: mujoco.MjModel, max_width: int, max_height: int, max_geom: int = 2000
+    ):
         from mujoco.rendering.classic.gl_context import GLContext
 
         self.max_width, self.max_height, self.max_geom = int(max_width), int(max_height), max_geom
@@ -86,7 +89,8 @@ class SceneRenderer:
         "segmentation" -> (H, W) int32 geom id (-1 background)."""
         if width > self.max_width or height > self.max_height:
             raise ValueError(
-                f"render size {width}x{height} exceeds the buffer {self.max_width}x{self.max_height}"
+                f"render size {width}x{height} exceeds the buffer "
+                f"{self.max_width}x{self.max_height}"
             )
         self._gl.make_current()
         scene = self.scene
@@ -146,7 +150,5 @@ class SceneRenderer:
             self._gl = None
 
     def __del__(self):
-        try:
+        with contextlib.suppress(Exception):
             self.close()
-        except Exception:
-            pass

@@ -41,9 +41,7 @@ def texture_slots(model: mujoco.MjModel) -> dict[str, int]:
     }
 
 
-def appearance_param_defs(
-    model: mujoco.MjModel, cameras: Sequence[str] = ()
-) -> list[ParamDef]:
+def appearance_param_defs(model: mujoco.MjModel, cameras: Sequence[str] = ()) -> list[ParamDef]:
     defs: list[ParamDef] = []
     for slot in texture_slots(model):
         p = f"appearance.tex.{slot}"
@@ -60,8 +58,12 @@ def appearance_param_defs(
         if n.startswith(COLOR_PREFIX):
             defs.append(
                 ParamDef(
-                    f"appearance.color.{n[len(COLOR_PREFIX):]}",
-                    model.mat_rgba[mid, :3].copy(), 0.0, 1.0, shape=(3,), unit="rgb",
+                    f"appearance.color.{n[len(COLOR_PREFIX) :]}",
+                    model.mat_rgba[mid, :3].copy(),
+                    0.0,
+                    1.0,
+                    shape=(3,),
+                    unit="rgb",
                     apply=_set_row("mat_rgba", mid, slice(0, 3)),
                 )  # fmt: skip
             )
@@ -75,7 +77,8 @@ def appearance_param_defs(
             ParamDef(f"{p}.pos_offset", np.zeros(3), -20.0, 20.0, shape=(3,), unit="m",
                      apply=lambda m, v, i=lid, p0=pos0: m.light_pos.__setitem__(i, p0 + v)),
             ParamDef(f"{p}.dir_offset", np.zeros(3), -2.0, 2.0, shape=(3,), unit="1",
-                     apply=lambda m, v, i=lid, d0=dir0: m.light_dir.__setitem__(i, _unit(d0 + v, d0))),
+                     apply=lambda m, v, i=lid, d0=dir0:
+                         m.light_dir.__setitem__(i, _unit(d0 + v, d0))),
             ParamDef(f"{p}.diffuse", model.light_diffuse[lid].copy(), 0.0, 2.0, shape=(3,),
                      unit="rgb", apply=_set_row("light_diffuse", lid)),
             ParamDef(f"{p}.ambient", model.light_ambient[lid].copy(), 0.0, 1.0, shape=(3,),
@@ -168,7 +171,9 @@ class TextureBank:
                 px[...] = self._nominal[slot]
             else:
                 h, w = px.shape[:2]
-                px[...] = make_texture(key[0], key[1], key[2], key[3], key[4], h, w)[..., : px.shape[2]]
+                px[...] = make_texture(key[0], key[1], key[2], key[3], key[4], h, w)[
+                    ..., : px.shape[2]
+                ]
             self._applied[slot] = key
             upload(texid)
             n += 1

@@ -176,7 +176,10 @@ class TruncatedNormal(Distribution):
     def __post_init__(self):
         m = _as_array(self.mean_, "truncated_normal.mean")
         s = _as_array(self.std, "truncated_normal.std")
-        lo, hi = _as_array(self.low, "truncated_normal.low"), _as_array(self.high, "truncated_normal.high")
+        lo, hi = (
+            _as_array(self.low, "truncated_normal.low"),
+            _as_array(self.high, "truncated_normal.high"),
+        )
         if np.any(s <= 0):
             raise ValueError(f"truncated_normal needs std > 0, got std={self.std!r}")
         if np.any(lo >= hi):

@@ -109,7 +109,9 @@ def apply_image_noise(
             f = f + rng.standard_normal(f.shape, np.float32) * (g("gaussian_std") / 255.0)
         out = np.clip(f * 255.0 + 0.5, 0, 255).astype(np.uint8)
     if g("jpeg_quality") < 99.5:
-        ok, buf = cv2.imencode(".jpg", out[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(g("jpeg_quality"))])
+        ok, buf = cv2.imencode(
+            ".jpg", out[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(g("jpeg_quality"))]
+        )
         if ok:
             out = np.ascontiguousarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1])
     return out if out is not img else img.copy()

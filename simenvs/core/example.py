@@ -1,4 +1,8 @@
-"""A minimal SimEnv task used to test the base machinery without any real task."""
+"""The smallest complete SimEnv task: the worked example of docs/ENV_API.md.
+
+Not registered as an env id; the base-env tests and the core benchmark use it to exercise
+the shared machinery (randomization, rendering, latency, divergence) on a tiny scene.
+"""
 
 from __future__ import annotations
 
@@ -34,14 +38,17 @@ class ToyPushEnv(SimEnv):
         for i in range(self.n_textures - 1):
             mat = scene.add_random_texture(spec, f"wall{i}")
             spec.worldbody.add_geom(
-                type=mujoco.mjtGeom.mjGEOM_BOX, size=[0.05, 1, 0.3],
-                pos=[1.0 + 0.2 * i, 0, 0.3], material=mat,
+                type=mujoco.mjtGeom.mjGEOM_BOX,
+                size=[0.05, 1, 0.3],
+                pos=[1.0 + 0.2 * i, 0, 0.3],
+                material=mat,
             )
         col = scene.add_random_color(spec, "box", (0.8, 0.2, 0.2, 1))
         box = spec.worldbody.add_body(name="box", pos=[0, 0, 0.1])
         box.add_freejoint()
-        box.add_geom(name="box", type=mujoco.mjtGeom.mjGEOM_BOX, size=[0.1] * 3, material=col,
-                     mass=1.0)
+        box.add_geom(
+            name="box", type=mujoco.mjtGeom.mjGEOM_BOX, size=[0.1] * 3, material=col, mass=1.0
+        )
         scene.add_distractors(spec, 3, center=[0, 0, 0.8], half_extent=[0.5, 0.5, 0.3])
         return spec
 
@@ -49,18 +56,29 @@ class ToyPushEnv(SimEnv):
         box = self.model.body("box").id
         geom = self.model.geom("box").id
         return [
-            scale_param("dynamics.box_mass", self.model, "body_mass", [box], 0.2, 5.0,
-                        also=("body_inertia",)),
-            scale_param("dynamics.box_friction", self.model, "geom_friction", [geom], 0.2, 3.0,
-                        columns=[0]),
+            scale_param(
+                "dynamics.box_mass",
+                self.model,
+                "body_mass",
+                [box],
+                0.2,
+                5.0,
+                also=("body_inertia",),
+            ),
+            scale_param(
+                "dynamics.box_friction", self.model, "geom_friction", [geom], 0.2, 3.0, columns=[0]
+            ),
             ParamDef("dynamics.push_gain", 20.0, 1.0, 100.0, unit="N"),
             ParamDef("layout.box_x", 0.0, -0.5, 0.5, unit="m"),
         ]
 
     def randomization_presets(self):
         return {
-            "default": {"dynamics.box_mass": [0.5, 2.0], "dynamics.box_friction": [0.5, 1.5],
-                        "layout.box_x": [-0.3, 0.0]},
+            "default": {
+                "dynamics.box_mass": [0.5, 2.0],
+                "dynamics.box_friction": [0.5, 1.5],
+                "layout.box_x": [-0.3, 0.0],
+            },
             "wide": {"dynamics.box_mass": [0.25, 4.0], "layout.box_x": [-0.4, 0.1]},
         }
 
@@ -72,7 +90,9 @@ class ToyPushEnv(SimEnv):
         return spaces.Box(-1.0, 1.0, (2,), np.float32)
 
     def apply_action(self, action):
-        self.data.xfrc_applied[self.model.body("box").id, :2] = action * self.params["dynamics.push_gain"]
+        self.data.xfrc_applied[self.model.body("box").id, :2] = (
+            action * self.params["dynamics.push_gain"]
+        )
 
     def state_space(self):
         return spaces.Box(-np.inf, np.inf, (6,), np.float32)
