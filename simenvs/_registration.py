@@ -5,7 +5,23 @@ from __future__ import annotations
 import gymnasium as gym
 
 # id -> (entry point, vector entry point or None, max_episode_steps)
-ENVS: dict[str, tuple[str, str | None, int]] = {}
+ENVS: dict[str, tuple[str, str | None, int]] = {
+    "simenvs/Grasp-v0": (
+        "simenvs.envs.grasp.env:GraspEnv",
+        "simenvs.vector.entry:Grasp_v0",
+        100,
+    ),
+    "simenvs/DroneRace-v0": (
+        "simenvs.envs.factory:make_drone_race",
+        "simenvs.vector.entry:DroneRace_v0",
+        1200,
+    ),
+    "simenvs/RooftopLanding-v0": (
+        "simenvs.envs.factory:make_rooftop_landing",
+        "simenvs.vector.entry:RooftopLanding_v0",
+        1440,
+    ),
+}
 
 
 def register_all() -> None:

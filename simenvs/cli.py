@@ -138,6 +138,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--video-steps", type=int, default=100)
     s.add_argument("--out", default="runs/demo")
     s.set_defaults(func=cmd_demo)
+    from simenvs.export import cli as export_cli
+
+    s = sub.add_parser("export", help="export a trained policy (ONNX/TorchScript) for hardware")
+    export_cli.add_arguments(s)
+    s.set_defaults(func=export_cli.run)
+
+    from simenvs.simopt.cli import add_simopt_arguments, cmd_simopt
+
+    s = sub.add_parser("simopt", help="adapt the dynamics randomization to real rollouts (SimOpt)")
+    add_simopt_arguments(s)
+    s.set_defaults(func=cmd_simopt)
     return p
 
 

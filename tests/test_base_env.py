@@ -78,6 +78,18 @@ def test_masses_change_the_physics():
     assert xs[0] > xs[1] + 0.05  # the light box went further
 
 
+def test_mass_scales_the_inertia_the_solver_sees():
+    """A free box pushed without friction: acceleration = F / m exactly."""
+    e = ToyPushEnv(obs_mode="state", randomization="none")
+    acc = []
+    for m in (0.5, 2.0):
+        e.reset(seed=0, options={"params": {"dynamics.box_mass": m, "dynamics.box_friction": 0.2}})
+        e.data.qpos[2] = 0.5  # in the air: no contact, no friction
+        obs, *_ = e.step([1.0, 0.0])
+        acc.append(obs[3] / e.dt)
+    assert acc[0] / acc[1] == pytest.approx(4.0, rel=0.02)
+
+
 def test_overrides_fix_values_and_unknown_names_fail(env):
     _, info = env.reset(seed=0, options={"params": {"dynamics.box_mass": 1.7}})
     assert info["params"]["dynamics.box_mass"] == 1.7

@@ -6,6 +6,7 @@ pulling in the env (and so no import cycle forms).
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 __all__ = ["SimEnv", "ParamDef", "scene", "OBS_MODES"]
@@ -13,15 +14,11 @@ __all__ = ["SimEnv", "ParamDef", "scene", "OBS_MODES"]
 
 def __getattr__(name: str) -> Any:
     if name in ("SimEnv", "OBS_MODES", "PRESETS"):
-        from simenvs.core import env
-
-        return getattr(env, name)
+        return getattr(importlib.import_module("simenvs.core.env"), name)
     if name == "ParamDef":
         from simenvs.randomization.params import ParamDef
 
         return ParamDef
     if name == "scene":
-        from simenvs.core import scene
-
-        return scene
+        return importlib.import_module("simenvs.core.scene")
     raise AttributeError(f"module 'simenvs.core' has no attribute {name!r}")

@@ -45,10 +45,10 @@ __all__ = ["SimEnv", "OBS_MODES", "PRESETS"]
 
 OBS_MODES = ("state", "rgb", "depth", "rgbd", "state_rgb")
 PRESETS = ("none", "default", "wide")
-_BAD_WARNINGS = (
-    mujoco.mjtWarning.mjWARN_BADQACC,
-    mujoco.mjtWarning.mjWARN_BADQPOS,
-    mujoco.mjtWarning.mjWARN_BADQVEL,
+_BAD = (
+    int(mujoco.mjtWarning.mjWARN_BADQACC),
+    int(mujoco.mjtWarning.mjWARN_BADQPOS),
+    int(mujoco.mjtWarning.mjWARN_BADQVEL),
 )
 
 
@@ -132,8 +132,12 @@ class SimEnv(gym.Env):
         self._spec = self._resolve_spec(randomization)
         self._compile(self.build_spec(self.streams.layout))
         self.action_space = self.action_space_def()
+        self._act_low = self.action_space.low.astype(np.float64)
+        self._act_high = self.action_space.high.astype(np.float64)
+        self._substep_hook = type(self).before_substep is not SimEnv.before_substep
         self.last_action = np.zeros(self.action_space.shape, dtype=np.float64)
         self.observation_space = self._make_observation_space()
+        self.metadata["render_fps"] = int(round(1.0 / self.dt))
 
     # ---- hooks (override in tasks) ------------------------------------------------------
     def build_spec(self, rng: np.random.Generator) -> mujoco.MjSpec:
@@ -188,7 +192,7 @@ class SimEnv(gym.Env):
     @property
     def dt(self) -> float:
         """Control period in seconds."""
-        return float(self.model.opt.timestep) * self.frame_skip
+        return self._dt
 
     @property
     def registry(self) -> list[ParamDef]:
@@ -233,7 +237,12 @@ class SimEnv(gym.Env):
         for p in self._registry:
             if p.apply is not None:
                 p.apply(model, params[p.name])
+        # derived constants (dof_M0 caches simple bodies' masses, invweights...) follow the
+        # edited masses and inertias; mj_setConst moves the state to qpos0, so reset again
+        mujoco.mj_setConst(model, data)
+        mujoco.mj_resetData(model, data)
         self._distractors.apply(model, data, params)
+        self._distractor_time = 0.0
         self._latency = int(params.get("dynamics.action_latency", 0))
         self._queue = deque([self.neutral_action()] * self._latency, maxlen=self._latency + 1)
         self.last_action = self.neutral_action()
@@ -247,17 +256,21 @@ class SimEnv(gym.Env):
 
     def step(self, action):
         a = self._check_action(action)
-        self._queue.append(a)
-        applied = self._queue.popleft()
-        self.apply_action(applied)
+        if self._latency:
+            self._queue.append(a)
+            self.apply_action(self._queue.popleft())
+        else:
+            self.apply_action(a)
         model, data = self.model, self.data
-        for _ in range(self.frame_skip):
-            self.before_substep()
-            mujoco.mj_step(model, data)
+        if self._substep_hook:
+            for _ in range(self.frame_skip):
+                self.before_substep()
+                mujoco.mj_step(model, data)
+        else:
+            mujoco.mj_step(model, data, nstep=self.frame_skip)
         self.last_action = a
         self.step_count += 1
-        if len(self._distractors):
-            self._distractors.advance(data, self.dt)
+        self._distractor_time += self._dt  # moved lazily, before the next render
         error = self._check_physics()
         if error is not None:
             obs = self._get_obs()
@@ -290,6 +303,9 @@ class SimEnv(gym.Env):
         """A clean image (no sensor noise): mode rgb | depth (metres) | segmentation (geom id)."""
         r = self._ensure_renderer()
         self._textures.refresh(self.params, r.upload_texture)
+        if self._distractor_time:
+            self._distractors.advance(self.data, self._distractor_time)
+            self._distractor_time = 0.0
         return r.render(self.data, camera, width, height, mode)
 
     def _ensure_renderer(self) -> SceneRenderer:
@@ -376,6 +392,8 @@ class SimEnv(gym.Env):
         self.model = model
         self.data = mujoco.MjData(model)
         self.frame_skip = max(1, int(round(1.0 / (model.opt.timestep * self.control_hz))))
+        self._dt = float(model.opt.timestep) * self.frame_skip
+        self._warnings = self.data.warning.number
         self._registry = self._build_registry()
         self._bound = self._bind(self._spec)
         self._textures = TextureBank(model)
@@ -447,7 +465,7 @@ class SimEnv(gym.Env):
     def _check_action(self, action: Any) -> np.ndarray:
         space = self.action_space
         try:
-            a = np.asarray(action, dtype=np.float64)
+            a = np.array(action, dtype=np.float64)
         except (TypeError, ValueError):
             raise ValueError(
                 f"action must be numeric with shape {space.shape}, got {action!r}"
@@ -457,25 +475,25 @@ class SimEnv(gym.Env):
                 a = a.reshape(space.shape)
             else:
                 raise ValueError(f"action must have shape {space.shape}, got {a.shape}")
-        if not np.all(np.isfinite(a)):
+        total = a.sum()  # one reduction: finite iff every element is
+        if total != total or total in (np.inf, -np.inf):
             bad = np.flatnonzero(~np.isfinite(a.reshape(-1))).tolist()
             raise ValueError(f"action has non-finite values at indices {bad}: {a.tolist()}")
-        return np.clip(a, space.low, space.high)
+        np.minimum(a, self._act_high, out=a)
+        np.maximum(a, self._act_low, out=a)
+        return a
 
     def _warning_count(self) -> int:
-        return sum(int(self.data.warning[w].number) for w in _BAD_WARNINGS)
+        counts = self._warnings  # a live view of data.warning.number
+        return int(counts[_BAD[0]] + counts[_BAD[1]] + counts[_BAD[2]])
 
     def _check_physics(self) -> str | None:
-        d = self.data
+        """MuJoCo flags bad qpos/qvel/qacc itself (and resets the state): just read its counts."""
         n = self._warning_count()
         if n > self._warn0:
             self._warn0 = n
-            names = [
-                str(mujoco.mjtWarning(int(w)).name) for w in _BAD_WARNINGS if d.warning[w].number
-            ]
+            names = [mujoco.mjtWarning(w).name for w in _BAD if self._warnings[w]]
             return f"physics diverged ({', '.join(names)}) at step {self.step_count}"
-        if not (np.isfinite(d.qpos).all() and np.isfinite(d.qvel).all()):
-            return f"non-finite state at step {self.step_count}"
         return None
 
     @classmethod

@@ -18,6 +18,18 @@ import numpy as np  # noqa: E402
 
 __all__ = ["SceneRenderer", "prepare_fast_rendering"]
 
+_CURRENT = None  # the GL context made current last (one thread renders per process)
+
+
+def _gl_context(width: int, height: int):
+    """MuJoCo's context for the configured backend; EGL when mujoco was imported before
+    simenvs without MUJOCO_GL (its module-level choice is then the GLFW window default)."""
+    if os.environ.get("MUJOCO_GL", "").strip().lower() in ("", "egl"):
+        from mujoco.egl import GLContext
+    else:
+        from mujoco.rendering.classic.gl_context import GLContext
+    return GLContext(width, height)
+
 
 def prepare_fast_rendering(model: mujoco.MjModel, width: int, height: int) -> None:
     """Shadows off, no multisampling, an offscreen buffer big enough (DESIGN.md: 50–100×)."""
@@ -34,11 +46,9 @@ class SceneRenderer:
     def __init__(
         self, model: mujoco.MjModel, max_width: int, max_height: int, max_geom: int = 2000
     ):
-        from mujoco.rendering.classic.gl_context import GLContext
-
         self.max_width, self.max_height, self.max_geom = int(max_width), int(max_height), max_geom
-        self._gl = GLContext(self.max_width, self.max_height)
-        self._gl.make_current()
+        self._gl = _gl_context(self.max_width, self.max_height)
+        self._make_current()
         self._ctx: mujoco.MjrContext | None = None
         self.option = mujoco.MjvOption()
         self._camera = mujoco.MjvCamera()
@@ -48,7 +58,7 @@ class SceneRenderer:
     def set_model(self, model: mujoco.MjModel) -> None:
         """Bind a (new) model: fresh MjrContext and MjvScene on the same GL context."""
         prepare_fast_rendering(model, self.max_width, self.max_height)
-        self._gl.make_current()
+        self._make_current()
         if self._ctx is not None:
             self._ctx.free()
         self._ctx = mujoco.MjrContext(model, mujoco.mjtFontScale.mjFONTSCALE_100)
@@ -57,8 +67,15 @@ class SceneRenderer:
         self.scene = mujoco.MjvScene(model, maxgeom=self.max_geom)
         self.model = model
 
+    def _make_current(self) -> None:
+        """Switching GL contexts costs; skip it when this one is already current."""
+        global _CURRENT
+        if _CURRENT is not self._gl:
+            self._gl.make_current()
+            _CURRENT = self._gl
+
     def upload_texture(self, texid: int) -> None:
-        self._gl.make_current()
+        self._make_current()
         mujoco.mjr_uploadTexture(self.model, self._ctx, int(texid))
 
     def _camera_for(self, camera: int | str) -> mujoco.MjvCamera:
@@ -92,7 +109,7 @@ class SceneRenderer:
                 f"render size {width}x{height} exceeds the buffer "
                 f"{self.max_width}x{self.max_height}"
             )
-        self._gl.make_current()
+        self._make_current()
         scene = self.scene
         mujoco.mjv_updateScene(
             self.model, data, self.option, None, self._camera_for(camera),
@@ -138,8 +155,10 @@ class SceneRenderer:
         return (d / (buf.astype(np.float64) + c)).astype(np.float32)
 
     def close(self) -> None:
+        global _CURRENT
         if self._gl is None:
             return
+        _CURRENT = None
         try:
             self._gl.make_current()
             if self._ctx is not None:

@@ -1,0 +1,5 @@
+import sys
+
+from simenvs.export.cli import main
+
+sys.exit(main())
