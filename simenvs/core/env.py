@@ -9,6 +9,7 @@ state and its reward (see docs/ENV_API.md).
 
 from __future__ import annotations
 
+import fnmatch
 import inspect
 import os
 from collections import deque
@@ -173,6 +174,10 @@ class SimEnv(gym.Env):
     def evaluate(self) -> tuple[float, bool, dict]:
         raise NotImplementedError
 
+    def reset_info(self) -> dict[str, Any]:
+        """Extra entries for the info dict of ``reset`` (ground truth, labels...)."""
+        return {}
+
     def state_noise_scale(self) -> np.ndarray | float:
         """Per-dimension multiplier of ``sensor.state.noise_std`` (1 by default)."""
         return 1.0
@@ -251,8 +256,9 @@ class SimEnv(gym.Env):
         self.reset_task(self.streams.layout)
         mujoco.mj_forward(model, data)
         self._warn0 = self._warning_count()
-        info = {"params": dict(params), "is_success": False}
-        return self._get_obs(), info
+        obs = self._get_obs()
+        info = {"params": dict(params), "is_success": False, **self.reset_info()}
+        return obs, info
 
     def step(self, action):
         a = self._check_action(action)
@@ -261,13 +267,7 @@ class SimEnv(gym.Env):
             self.apply_action(self._queue.popleft())
         else:
             self.apply_action(a)
-        model, data = self.model, self.data
-        if self._substep_hook:
-            for _ in range(self.frame_skip):
-                self.before_substep()
-                mujoco.mj_step(model, data)
-        else:
-            mujoco.mj_step(model, data, nstep=self.frame_skip)
+        self._integrate()
         self.last_action = a
         self.step_count += 1
         self._distractor_time += self._dt  # moved lazily, before the next render
@@ -282,6 +282,16 @@ class SimEnv(gym.Env):
             info["TimeLimit.truncated"] = True
         info.setdefault("is_success", False)
         return self._get_obs(), float(reward), bool(terminated), bool(truncated), info
+
+    def _integrate(self) -> None:
+        """Advance the physics by one control period (a second engine overrides this)."""
+        if self._substep_hook:
+            model, data = self.model, self.data
+            for _ in range(self.frame_skip):
+                self.before_substep()
+                mujoco.mj_step(model, data)
+        else:
+            mujoco.mj_step(self.model, self.data, nstep=self.frame_skip)
 
     def render(self):
         if self.render_mode is None:
@@ -343,7 +353,7 @@ class SimEnv(gym.Env):
     def _get_obs(self) -> Any:
         mode = self.obs_mode
         if mode == "state":
-            return self._noisy_state()
+            return self.noisy_state()
         if mode == "rgb":
             return self.camera_obs("rgb")
         if mode == "depth":
@@ -351,10 +361,11 @@ class SimEnv(gym.Env):
         if mode == "rgbd":
             return np.concatenate([self.camera_obs("rgb"), self.camera_obs("depth")], axis=-1)
         if mode == "state_rgb":
-            return {"state": self._noisy_state(), "image": self.camera_obs("rgb")}
+            return {"state": self.noisy_state(), "image": self.camera_obs("rgb")}
         return self.extra_obs(mode)
 
-    def _noisy_state(self) -> np.ndarray:
+    def noisy_state(self) -> np.ndarray:
+        """``state_obs()`` with this episode's state noise: what a state observation holds."""
         s = np.asarray(self.state_obs(), dtype=np.float32)
         std = float(self.params.get("sensor.state.noise_std", 0.0))
         if std > 0.0:
@@ -440,15 +451,33 @@ class SimEnv(gym.Env):
         raise TypeError(f"randomization must be a preset name, dict, spec or path, got {spec!r}")
 
     def _bind(self, spec: RandomizationSpec) -> BoundSpec:
-        if isinstance(spec, _Preset):
-            spec = self.preset_spec(spec.name)
-        return spec.bind(self._registry)
+        """Bind ``spec`` to the registry, reusing the last binding when a rebuilt model kept
+        every parameter's name, shape and bounds (sampling needs only those; ``apply`` is
+        always taken from the current registry)."""
+        sig = tuple(
+            (p.name, p.shape, p.choices, p.dtype)
+            + (() if p.is_categorical else tuple(b.tobytes() for b in p.bounds()))
+            for p in self._registry
+        )
+        cache = self.__dict__.get("_bind_cache")
+        if cache is not None and cache[0] is spec and cache[1] == sig:
+            return cache[2]
+        resolved = self.preset_spec(spec.name) if isinstance(spec, _Preset) else spec
+        bound = resolved.bind(self._registry)
+        self._bind_cache = (spec, sig, bound)
+        return bound
 
     def preset_spec(self, name: str) -> RandomizationSpec:
         """The full spec of a preset for the current model (base + task entries)."""
         if name not in PRESETS:
             raise ValueError(f"unknown preset {name!r}; allowed: {list(PRESETS)}")
-        task = self.randomization_presets()
+        names = [p.name for p in self._registry]
+        # a preset may name optional elements (distractors when there are none): patterns
+        # that match nothing are dropped here; a user's spec still errors on them
+        task = {
+            k: {n: d for n, d in v.items() if n == "joint" or fnmatch.filter(names, n)}
+            for k, v in self.randomization_presets().items()
+        }
         base = base_presets(self._registry)
         default = RandomizationSpec.from_dict(base["default"]).merged(task.get("default", {}))
         if name == "none":

@@ -35,6 +35,8 @@ def prepare_fast_rendering(model: mujoco.MjModel, width: int, height: int) -> No
     """Shadows off, no multisampling, an offscreen buffer big enough (DESIGN.md: 50–100×)."""
     model.vis.quality.shadowsize = 0
     model.vis.quality.offsamples = 0
+    q = model.vis.quality  # coarse tessellation of round shapes: llvmpipe pays per triangle
+    q.numslices, q.numstacks, q.numquads = min(q.numslices, 12), min(q.numstacks, 6), 1
     model.light_castshadow[:] = 0
     model.vis.global_.offwidth = max(int(model.vis.global_.offwidth), int(width))
     model.vis.global_.offheight = max(int(model.vis.global_.offheight), int(height))
@@ -73,6 +75,15 @@ class SceneRenderer:
         if _CURRENT is not self._gl:
             self._gl.make_current()
             _CURRENT = self._gl
+
+    def upload_mesh(self, meshid: int) -> None:
+        """Re-upload a mesh after editing its vertices in place (procedural scenes)."""
+        self._make_current()
+        mujoco.mjr_uploadMesh(self.model, self._ctx, int(meshid))
+
+    def upload_hfield(self, hfieldid: int) -> None:
+        self._make_current()
+        mujoco.mjr_uploadHField(self.model, self._ctx, int(hfieldid))
 
     def upload_texture(self, texid: int) -> None:
         self._make_current()

@@ -145,6 +145,7 @@ class TextureBank:
         self.slots = texture_slots(model)
         self._nominal = {s: self._pixels(t).copy() for s, t in self.slots.items()}
         self._applied: dict[str, tuple] = {}
+        self._last_params: Any = None
 
     def _pixels(self, texid: int) -> np.ndarray:
         m = self.model
@@ -153,7 +154,13 @@ class TextureBank:
         return m.tex_data[adr : adr + h * w * c].reshape(h, w, c)
 
     def refresh(self, params: Mapping[str, Any], upload) -> int:
-        """Write each slot's pixels for ``params``; ``upload(texid)`` the changed ones."""
+        """Write each slot's pixels for ``params``; ``upload(texid)`` the changed ones.
+
+        Episode params are a new dict per reset, so the same dict means nothing changed.
+        """
+        if params is self._last_params:
+            return 0
+        self._last_params = params
         n = 0
         for slot, texid in self.slots.items():
             p = f"appearance.tex.{slot}"

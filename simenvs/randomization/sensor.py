@@ -68,6 +68,14 @@ def _distortion_maps(k1: float, h: int, w: int) -> tuple[np.ndarray, np.ndarray]
     return (nx * f * cx + cx).astype(np.float32), (ny * f * cy + cy).astype(np.float32)
 
 
+@lru_cache(maxsize=64)
+def _photometric_lut(brightness: float, contrast: float, gamma: float) -> np.ndarray:
+    """Brightness, contrast and gamma as one 256-entry table (an episode uses one)."""
+    f = np.arange(256, dtype=np.float64) / 255.0
+    f = np.clip((f - 0.5) * contrast + 0.5 + brightness, 0.0, 1.0) ** (1.0 / gamma)
+    return np.clip(f * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
 def _motion_kernel(length: float, angle: float) -> np.ndarray:
     n = max(1, int(round(length)))
     k = np.zeros((n, n), np.float32)
@@ -91,18 +99,15 @@ def apply_image_noise(
         out = cv2.filter2D(out, -1, _motion_kernel(g("motion_blur"), g("motion_blur_angle")))
     if g("blur_sigma") > 0.05:
         out = cv2.GaussianBlur(out, (0, 0), float(g("blur_sigma")))
-    if g("hue") != 0.0 or g("saturation") != 1.0:
+    if abs(g("hue")) > 0.25 or abs(g("saturation") - 1.0) > 0.01:
         hsv = cv2.cvtColor(out, cv2.COLOR_RGB2HSV).astype(np.float32)
         hsv[..., 0] = (hsv[..., 0] + g("hue") / 2.0) % 180.0
         hsv[..., 1] = np.clip(hsv[..., 1] * g("saturation"), 0, 255)
         out = cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB)
-    photometric = g("brightness") != 0.0 or g("contrast") != 1.0 or g("gamma") != 1.0
-    noisy = g("gaussian_std") > 0.0 or g("shot_noise") > 0.0
-    if photometric or noisy:
+    if g("brightness") != 0.0 or g("contrast") != 1.0 or g("gamma") != 1.0:
+        out = cv2.LUT(out, _photometric_lut(g("brightness"), g("contrast"), g("gamma")))
+    if g("gaussian_std") > 0.0 or g("shot_noise") > 0.0:
         f = out.astype(np.float32) / 255.0
-        if photometric:
-            f = np.clip((f - 0.5) * g("contrast") + 0.5 + g("brightness"), 0.0, 1.0)
-            f = f ** (1.0 / g("gamma"))
         if g("shot_noise") > 0.0:
             f = f + rng.standard_normal(f.shape, np.float32) * np.sqrt(f * g("shot_noise") / 30.0)
         if g("gaussian_std") > 0.0:

@@ -1,0 +1,208 @@
+"""Throughput of simenvs/Grasp-v0 beside the raw physics of the same model, in one run.
+
+For each observation mode the script steps the env with seeded random actions, records the
+controls it applied, then replays exactly those controls from the same initial MjData with
+``mj_step`` alone: the env's cost over the replay's is the overhead an env step adds to its
+physics substeps (target: <= 1.5x with state observations). Everything runs pinned to one
+core with a single-threaded software rasterizer (target: >= 500 env steps/s with 84x84 RGB).
+Also reported: reset time (each reset draws new objects and recompiles the scene) and,
+with --expert-episodes, the scripted expert's success rate on the train and test splits.
+
+    .venv/bin/python benchmarks/bench_grasp.py [--steps 600] [--expert-episodes 100]
+
+Writes benchmarks/results/grasp.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+os.environ.setdefault("LP_NUM_THREADS", "1")  # llvmpipe: one rendering thread
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+import mujoco  # noqa: E402
+import numpy as np  # noqa: E402
+
+from simenvs.agents.experts import make as make_expert  # noqa: E402
+from simenvs.envs.grasp.env import GraspEnv  # noqa: E402
+
+RESULTS = Path(__file__).parent / "results" / "grasp.json"
+
+
+def _pin_one_core() -> str:
+    try:
+        cpu = min(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {cpu})
+        return f"pinned to cpu {cpu}"
+    except (AttributeError, OSError):
+        return "not pinned"
+
+
+def bench_steps(obs_mode: str, steps: int, episode_len: int = 60, seed: int = 0) -> dict:
+    """Env steps/s and the same controls replayed through mj_step alone."""
+    env = GraspEnv(obs_mode=obs_mode, max_episode_steps=episode_len)
+    m = env.model
+    rng = np.random.default_rng(seed)
+    env_time = replay_time = env_cpu = replay_cpu = 0.0
+    n = 0
+    ep = 0
+    while n < steps:
+        env.reset(seed=seed + ep)
+        m, d = env.model, env.data
+        start = mujoco.MjData(m)
+        mujoco.mj_copyData(start, m, d)
+        actions = rng.uniform(-1, 1, (episode_len, env.action_space.shape[0])).astype(np.float32)
+        actions[:, 2] = np.abs(actions[:, 2]) * -0.5  # drift down toward the objects
+        ctrls = []
+        for a in actions:
+            t, c = time.perf_counter(), time.process_time()
+            _, _, term, trunc, _ = env.step(a)
+            env_time += time.perf_counter() - t
+            env_cpu += time.process_time() - c
+            ctrls.append(d.ctrl.copy())
+            n += 1
+            if term or trunc or n >= steps:
+                break
+        replay = mujoco.MjData(m)
+        mujoco.mj_copyData(replay, m, start)
+        t, c0 = time.perf_counter(), time.process_time()
+        for c in ctrls:
+            replay.ctrl[:] = c
+            mujoco.mj_step(m, replay, nstep=env.frame_skip)
+        replay_time += time.perf_counter() - t
+        replay_cpu += time.process_time() - c0
+        ep += 1
+    # Raw rate of the same model at rest, for reference (no arm motion, few contacts).
+    env.reset(seed=seed)
+    t = time.perf_counter()
+    mujoco.mj_step(env.model, env.data, nstep=2000)
+    rest = (time.perf_counter() - t) / 2000
+    out = {
+        "obs_mode": obs_mode,
+        "image_size": list(env.image_size),
+        "num_objects": env.num_objects,
+        "frame_skip": env.frame_skip,
+        "env_steps": n,
+        "env_steps_per_s": n / env_time,
+        "replay_substeps_per_s": n * env.frame_skip / replay_time,
+        "replay_env_equivalent_steps_per_s": n / replay_time,
+        "env_step_over_physics": env_time / replay_time,
+        # CPU time of this (single-core) process: what an idle core would take; the wall
+        # clock above also counts time other processes held the core.
+        "env_steps_per_cpu_s": n / env_cpu,
+        "replay_env_equivalent_steps_per_cpu_s": n / replay_cpu,
+        "env_step_over_physics_cpu": env_cpu / replay_cpu,
+        "raw_mj_step_per_s_at_rest": 1.0 / rest,
+    }
+    env.close()
+    return out
+
+
+def bench_reset(obs_mode: str, n: int = 30) -> dict:
+    env = GraspEnv(obs_mode=obs_mode)
+    env.reset(seed=10_000)
+    times, cpu = [], []
+    for i in range(n):
+        t, c = time.perf_counter(), time.process_time()
+        env.reset(seed=i)
+        times.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+    env.close()
+    return {
+        "obs_mode": obs_mode,
+        "resets": n,
+        "reset_ms_mean": 1e3 * float(np.mean(times)),
+        "reset_ms_median": 1e3 * float(np.median(times)),
+        "reset_cpu_ms_mean": 1e3 * float(np.mean(cpu)),
+    }
+
+
+def bench_expert(object_set: str, episodes: int, seed0: int) -> dict:
+    env = GraspEnv(object_set=object_set)
+    wins, lengths = 0, []
+    for ep in range(episodes):
+        obs, _ = env.reset(seed=seed0 + ep)
+        expert = make_expert(env)
+        for _ in range(env.max_episode_steps):
+            obs, _, term, trunc, info = env.step(expert.act(obs))
+            if term or trunc:
+                break
+        wins += bool(info["is_success"])
+        lengths.append(env.step_count)
+    env.close()
+    return {
+        "object_set": object_set,
+        "episodes": episodes,
+        "success_rate": wins / episodes,
+        "mean_episode_steps": float(np.mean(lengths)),
+        "randomization": "default",
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--steps", type=int, default=600, help="env steps per observation mode")
+    ap.add_argument("--expert-episodes", type=int, default=0, help="per split; 0 skips")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args()
+    pinned = _pin_one_core()
+    res: dict = {
+        "env": "simenvs/Grasp-v0",
+        "machine": {
+            "cpus_visible": os.cpu_count(),
+            "affinity": pinned,
+            "platform": platform.platform(),
+            "mujoco": mujoco.__version__,
+            "LP_NUM_THREADS": os.environ.get("LP_NUM_THREADS"),
+            "loadavg_at_start": list(os.getloadavg()),
+        },
+        "targets": {"state_step_over_physics_max": 1.5, "rgb84_env_steps_per_s_min": 500},
+        "steps": [],
+        "reset": [],
+    }
+    for mode in ("state", "rgb"):
+        r = bench_steps(mode, args.steps)
+        res["steps"].append(r)
+        print(
+            f"{mode:6s} {r['env_steps_per_s']:8.0f} env steps/s | physics replay "
+            f"{r['replay_env_equivalent_steps_per_s']:8.0f} steps/s "
+            f"({r['replay_substeps_per_s']:.0f} mj_step/s) | env/physics "
+            f"{r['env_step_over_physics']:.2f}x  [cpu time: {r['env_steps_per_cpu_s']:.0f} "
+            f"env steps/s, env/physics {r['env_step_over_physics_cpu']:.2f}x]",
+            flush=True,
+        )
+    for mode in ("state", "rgb"):
+        r = bench_reset(mode)
+        res["reset"].append(r)
+        print(
+            f"reset ({mode}): {r['reset_ms_mean']:.1f} ms mean, {r['reset_ms_median']:.1f} "
+            f"median [cpu {r['reset_cpu_ms_mean']:.1f} ms]"
+        )
+    if args.expert_episodes:
+        res["expert"] = [
+            bench_expert("train", args.expert_episodes, 100_000),
+            bench_expert("test", args.expert_episodes, 200_000),
+        ]
+        for r in res["expert"]:
+            print(f"expert {r['object_set']}: {r['success_rate']:.1%} of {r['episodes']}")
+    res["machine"]["loadavg_at_end"] = list(os.getloadavg())
+    state = res["steps"][0]
+    rgb = res["steps"][1]
+    res["met"] = {  # wall clock; the *_cpu figures say what an idle core would do
+        "state_step_over_physics": state["env_step_over_physics"] <= 1.5,
+        "rgb84_env_steps_per_s": rgb["env_steps_per_s"] >= 500,
+        "state_step_over_physics_cpu": state["env_step_over_physics_cpu"] <= 1.5,
+        "rgb84_env_steps_per_cpu_s": rgb["env_steps_per_cpu_s"] >= 500,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(res, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,210 @@
+"""RooftopLanding-v0 throughput and per-reset scene generation time, beside the raw physics.
+
+Same rates as the gym-pybullet-drones reference figures in DESIGN.md (240 Hz physics, 48 Hz
+control: 5 substeps per env step): 1,371 env steps/s with state obs and 157 with 64x48 RGB on
+this machine kind.
+
+Prints and writes benchmarks/results/rooftop_landing.json:
+- raw ``mj_step`` calls/s of the env's compiled model (quad + ~260 city geoms, sleeping on),
+  of the same model with sleeping off (why it is on) and of the quad alone;
+- env steps/s with state obs, the 64x64 downward camera (rgb), state + depth + range grid,
+  and with per-pixel labels, default randomization, episodes reset as they end;
+- scene generation per reset: city generation, ground-truth safe map, writing the city into
+  the compiled primitive pool (no recompilation), the whole ``env.reset``, and what compiling
+  the scene would cost instead;
+- the expert's success rate on a few seeds (the tests check 20).
+
+Rates are per second of this process's CPU time (one core; for camera modes this includes
+llvmpipe's render threads), which other jobs on a shared 2-core machine disturb least;
+wall-clock rates are written beside them. Compare numbers from one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+os.environ.setdefault("MUJOCO_GL", "egl")  # before mujoco is imported
+
+import gymnasium as gym  # noqa: E402
+import mujoco  # noqa: E402
+import numpy as np  # noqa: E402
+from _common import write  # noqa: E402
+
+import simenvs  # noqa: E402, F401
+from simenvs.agents.experts import make as make_expert  # noqa: E402
+from simenvs.envs.rooftop_landing.city import generate_city  # noqa: E402
+from simenvs.envs.rooftop_landing.env import RooftopLandingEnv  # noqa: E402
+from simenvs.envs.rooftop_landing.safe_map import compute_safe_map  # noqa: E402
+from simenvs.robots.quadrotor import add_quadrotor  # noqa: E402
+
+PEER = {"state": 1371.0, "rgb_64x48": 157.0}
+TARGET = {"state": 13_700.0, "rgb_64x64": 1_000.0, "scene_generation_ms": 20.0}
+
+
+def cpu_rate(fn, seconds: float, min_calls: int) -> tuple[float, float]:
+    """(calls per CPU second of this process, calls per wall second)."""
+    fn()
+    n, c0, w0 = 0, time.process_time(), time.perf_counter()
+    while True:
+        fn()
+        n += 1
+        w = time.perf_counter() - w0
+        if w >= seconds and n >= min_calls:
+            return n / (time.process_time() - c0), n / w
+
+
+def env_rate(env: gym.Env, seconds: float) -> tuple[float, float]:
+    """Hover plus small noise (long episodes, like a policy that mostly flies)."""
+    hover = env.unwrapped.hover_action()
+    rng = np.random.default_rng(0)
+    acts = np.clip(hover + 0.05 * rng.standard_normal((4096, 4)), -1, 1).astype(np.float32)
+    env.reset(seed=0)
+    i = 0
+
+    def step() -> None:
+        nonlocal i
+        _, _, term, trunc, _ = env.step(acts[i & 4095])
+        i += 1
+        if term or trunc:
+            env.reset()
+
+    return cpu_rate(step, seconds, 200)
+
+
+def raw_rate(m: mujoco.MjModel, d: mujoco.MjData, seconds: float) -> tuple[float, float]:
+    return cpu_rate(lambda: mujoco.mj_step(m, d), seconds, 1000)
+
+
+def ms_per_call(fn, n: int) -> float:
+    fn()
+    c0 = time.process_time()
+    for _ in range(n):
+        fn()
+    return 1e3 * (time.process_time() - c0) / n
+
+
+def expert_success(seeds: int) -> float:
+    env = RooftopLandingEnv()
+    expert = make_expert(env)
+    wins = 0
+    for s in range(seeds):
+        obs, _ = env.reset(seed=s)
+        expert.reset()
+        while True:
+            obs, _, term, trunc, info = env.step(expert.act(obs))
+            if term or trunc:
+                break
+        wins += bool(info["is_success"])
+    return wins / seeds
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=3.0, help="timing window per figure")
+    ap.add_argument("--resets", type=int, default=40, help="resets timed for scene generation")
+    ap.add_argument("--expert-seeds", type=int, default=10)
+    args = ap.parse_args()
+    t = args.seconds
+
+    env = RooftopLandingEnv(obs_mode="state")
+    env.reset(seed=0)
+    env.apply_action(env.hover_action())
+    m, d = env.model, env.data
+    raw, raw_wall = raw_rate(m, d, t)
+    ceiling = raw / env.frame_skip
+    m.opt.enableflags &= ~int(mujoco.mjtEnableBit.mjENBL_SLEEP)
+    mujoco.mj_forward(m, d)
+    raw_nosleep, _ = raw_rate(m, d, t)
+    m.opt.enableflags |= int(mujoco.mjtEnableBit.mjENBL_SLEEP)
+    spec = mujoco.MjSpec()
+    add_quadrotor(spec, env.quad_params, pos=[0, 0, 1])
+    mq = spec.compile()
+    dq = mujoco.MjData(mq)
+    raw_quad, _ = raw_rate(mq, dq, t)
+    res: dict = {
+        "timer": "process CPU time (one core); *_wall figures use wall-clock time",
+        "physics_hz": 1.0 / env.model.opt.timestep,
+        "control_hz": env.control_hz,
+        "substeps": env.frame_skip,
+        "ngeom": int(m.ngeom),
+        "raw_mj_step_per_s": raw,
+        "raw_mj_step_per_s_wall": raw_wall,
+        "raw_mj_step_per_s_sleep_off": raw_nosleep,
+        "raw_mj_step_per_s_quad_alone": raw_quad,
+        "physics_ceiling_env_steps_per_s": ceiling,
+    }
+    print(
+        f"raw mj_step: {raw:,.0f}/s (sleeping off: {raw_nosleep:,.0f}/s, quad alone "
+        f"{raw_quad:,.0f}/s) -> physics-only ceiling {ceiling:,.0f} env steps/s"
+    )
+
+    res["env_steps_per_s_state"], res["env_steps_per_s_state_wall"] = env_rate(env, t)
+    res["state_fraction_of_ceiling"] = res["env_steps_per_s_state"] / ceiling
+    if "simenvs/RooftopLanding-v0" in gym.registry:
+        wrapped = gym.make("simenvs/RooftopLanding-v0")
+        res["env_steps_per_s_state_gym_make"], _ = env_rate(wrapped, t)
+        wrapped.close()
+    for key in ("env_steps_per_s_state", "env_steps_per_s_state_gym_make"):
+        if key in res:
+            print(
+                f"{key}: {res[key]:,.0f} ({res[key] / PEER['state']:.1f}x gym-pybullet-drones, "
+                f"target {TARGET['state']:,.0f})"
+            )
+    for name, kw in (
+        ("rgb_64x64", dict(obs_mode="rgb")),
+        ("state_depth_range_64x64", dict(obs_mode="state_depth")),
+        ("rgb_64x64_labels", dict(obs_mode="rgb", labels=True)),
+    ):
+        cam = RooftopLandingEnv(image_size=(64, 64), **kw)
+        r, rw = env_rate(cam, t)
+        cam.close()
+        res[f"env_steps_per_s_{name}"], res[f"env_steps_per_s_{name}_wall"] = r, rw
+        print(f"env steps/s {name}: {r:,.0f} (wall {rw:,.0f})")
+    res["rgb_vs_gym_pybullet_drones_64x48"] = res["env_steps_per_s_rgb_64x64"] / PEER["rgb_64x48"]
+
+    # scene generation per reset
+    n = args.resets
+    cities = [generate_city(s) for s in range(n)]
+    k = iter(range(10**9))
+    gen = ms_per_call(lambda: generate_city(next(k) % n), n)
+    k = iter(range(10**9))
+    smap = ms_per_call(lambda: compute_safe_map(cities[next(k) % n]), n)
+    pool = env._pool
+    k = iter(range(10**9))
+    apply = ms_per_call(lambda: (pool.apply(cities[next(k) % n], m), env._pose_static()), n)
+    k = iter(range(10**9))
+    reset = ms_per_call(lambda: env.reset(seed=next(k)), n)
+    compile_ms = ms_per_call(lambda: env.build_spec(env.streams.layout).compile(), 10)
+    res |= {
+        "city_generation_ms": gen,
+        "safe_map_ms": smap,
+        "pool_apply_ms": apply,
+        "scene_generation_ms": gen + smap + apply,
+        "env_reset_ms": reset,
+        "scene_compile_ms_alternative": compile_ms,
+        "safe_map_cells": int(np.prod(compute_safe_map(cities[0]).shape)),
+    }
+    print(
+        f"scene per reset: city {gen:.2f} ms + safe map {smap:.2f} ms + pool {apply:.2f} ms = "
+        f"{gen + smap + apply:.2f} ms (target {TARGET['scene_generation_ms']:.0f}); whole "
+        f"reset {reset:.2f} ms; recompiling the scene instead would cost {compile_ms:.2f} ms "
+        "plus a new render context"
+    )
+    env.close()
+    res["peer_gym_pybullet_drones"] = PEER
+    res["targets"] = TARGET
+
+    t0 = time.perf_counter()
+    res["expert_success_default_randomization"] = expert_success(args.expert_seeds)
+    res["expert_seeds"] = args.expert_seeds
+    print(
+        f"expert success: {res['expert_success_default_randomization']:.0%} of "
+        f"{args.expert_seeds} seeds ({time.perf_counter() - t0:.1f} s)"
+    )
+    write("rooftop_landing", res)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,607 @@
+"""``simenvs/RooftopLanding-v0``: find a clear spot on a cluttered city rooftop and land softly.
+
+Why the 0.8 kg "racer" quad and a real-scale city: the landing-site criteria of the
+urban-landing literature (Castagno, Yao & Atkins: surface tilt <= 16 deg, clear area >= 4 m^2,
+>= 0.2 m clearance) are stated in metres for real vehicles. With the racer (0.45 m tip to tip)
+in a real-scale block (34-46 m, roofs 10-26 m up, AC units, tanks and stair entrances at their
+real sizes) they apply literally, wind and gusts in m/s mean what they mean outdoors, and the
+downward camera sees a roof at the scale a real landing camera would. A crazyflie in a scaled
+city would make a 4 m^2 clear area 500 times its footprint (nothing to decide) and shrink the
+0.2 m clearance to millimetres. See ``RooftopLandingEnv`` for the observation/action/reward
+contract.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+import mujoco
+import numpy as np
+from gymnasium import spaces
+
+import simenvs.core.scene as scene
+from simenvs.core import ParamDef
+from simenvs.envs.quadrotor_task import QuadrotorTask
+from simenvs.robots.quadrotor import QuadrotorParams, get_preset
+
+from .city import City, CityParams
+from .safe_map import SafeMap, SafeMapConfig, Site, compute_safe_map, generate_landable_city
+from .scene import (
+    POOL_BOXES,
+    POOL_CYLINDERS,
+    POOL_HFIELDS,
+    ROLE_OBSTACLE,
+    ROLE_STREET,
+    CityPool,
+    _quat_mats,
+    add_city_pool,
+)
+
+__all__ = ["RooftopLandingEnv", "REWARD_WEIGHTS", "FAILURES"]
+
+REWARD_WEIGHTS = {
+    "progress": 1.0,  # per metre of approach (horizontal + 0.5 x vertical) to the site
+    "descent": 1.0,  # per m/s of sink rate above the allowed 0.4 + 0.6 h (h: height above surface)
+    "tilt": 0.5,  # times (1 - cos tilt)
+    "touchdown": 2.0,  # once, for a soft touchdown on a safe spot
+    "success": 10.0,  # settled on a safe site
+    "failure": 10.0,  # subtracted on crash, unsafe site or leaving the block
+    "body_rate": 0.002,  # times |w|^2 (rad^2/s^2)
+    "action_change": 0.02,  # times |a_t - a_{t-1}|^2 (normalized)
+}
+FAILURES = ("obstacle", "hard_touchdown", "unsafe_site", "out_of_bounds", "timeout")
+_ORACLE_STATE = [("site_rel_pos", 3, "m"), ("site_radius", 1, "m")]
+_GUST_AXES = np.array([1.0, 1.0, 0.3])  # vertical gusts weaker than horizontal ones
+
+
+class RooftopLandingEnv(QuadrotorTask):
+    """Land a quadrotor softly on a safe spot of a procedurally generated city block.
+
+    Each episode builds a new block from ``layout.city.seed`` (``city.py``): buildings with
+    flat, stepped, shed, gable and hip roofs, parapets and structured rooftop clutter whose
+    amount follows ``layout.city.clutter_density``. Ground truth (``safe_map.py``) is computed
+    from that geometry: the safe map, height map, clearance map and candidate sites
+    (centres of the largest clear circles; ``sites[0]`` is the best). The quad starts level
+    above the block at a random position and height.
+
+    **Observation** (``obs_mode``):
+
+    * ``"state"`` (oracle, float32, 26)::
+
+        pos 3 (m, world) | vel 3 (m/s, world) | rot 9 (body-to-world R, row-major) |
+        body_rates 3 (rad/s) | site_rel_pos 3 (best site - pos, world, m) |
+        site_radius 1 (clear-circle radius, m) | last_action 4
+
+    * ``"state_rgb"`` / ``"state_depth"`` (perception, no target): ``{"state": pos, vel, rot,
+      body_rates, range_grid (n*n metres: a downward LiDAR-like grid, ``range_grid`` rays per
+      side over ``range_fov_deg``, body frame, ``range_max`` when nothing is hit),
+      last_action; "image": the downward camera ``down``}`` (64x64 uint8; depth: 255 =
+      ``depth_max`` = 40 m).
+    * ``"rgb"`` / ``"depth"`` / ``"rgbd"``: the downward camera alone.
+
+    **Action**: CTBR (collective thrust, roll/pitch/yaw rate) in [-1, 1], or four motor speeds
+    with ``action_mode="motors"``; ``action_layout()`` gives the physical map.
+
+    **Success**: touchdown with vertical speed <= 0.5 m/s and tilt <= 15 deg, the centre over the
+    safe map and every landing-gear (collision box) contact on clear roof (clearance >=
+    0.2 m), no obstacle contact, then settled (in contact, speed < 0.25 m/s) for 1 s.
+    **Failures** (``info["failure"]``): "obstacle" (hitting a facade, parapet or clutter from
+    the side: a crash), "hard_touchdown" (touchdown too fast or tilted, or tipping over: a
+    crash), "unsafe_site" (soft touchdown off the safe map: street, on top of clutter, next to
+    clutter, steep roof), "out_of_bounds", "timeout" (truncation).
+
+    **Reward**: progress toward the target site (the best site in ``"state"`` mode, the nearest
+    candidate in perception modes), a sink-rate penalty near the surface, an upright term,
+    touchdown/success bonuses, a failure penalty, small body-rate and action-change penalties
+    (``REWARD_WEIGHTS``; override with ``reward_weights={...}``).
+
+    **Info**: every step ``is_success``, ``failure``, ``crashed``, ``touched_down``,
+    ``touchdown_speed`` (m/s), ``touchdown_tilt_deg`` (-1 before the first touchdown),
+    ``dist_to_site`` (horizontal, m),
+    ``over_safe`` (centre above the safe map); at reset also ``safe_map``, ``height_map``,
+    ``clearance_map``, ``map_origin``, ``map_resolution``, ``sites`` (rows x, y, z, radius,
+    area, roof, tilt), ``best_site``. With ``labels=True``: ``safe_mask`` (H, W) uint8, 1 where
+    the downward-camera pixel sees safe roof.
+
+    **Options**: ``clutter_density`` (fix it; None: randomized), ``city_params``
+    (``CityParams``), ``city`` (a fixed ``City`` for every episode), ``require_site``,
+    ``n_distractors``, ``range_grid``, ``range_fov_deg``, ``range_max``, ``reward_weights``,
+    ``safe_config`` (``SafeMapConfig``), plus the QuadrotorTask ones (``preset`` default
+    "racer", ``action_mode``, ``ground_effect`` default True). Easy variant for RL smoke tests:
+    ``clutter_density=0.0`` with ``obs_mode="state"``.
+    """
+
+    max_episode_steps = 1440  # 30 s at 48 Hz
+    default_image_size = (64, 64)
+    obs_camera = "down"
+    render_camera = "follow"
+    randomized_cameras = ("down",)
+    extra_obs_modes = ("state_depth",)
+    depth_max = 40.0
+    expert_entry_point = "simenvs.agents.experts.rooftop_landing:RooftopLandingExpert"
+
+    def __init__(
+        self,
+        *,
+        clutter_density: float | None = None,
+        city_params: CityParams | None = None,
+        city: City | None = None,
+        require_site: bool = True,
+        n_distractors: int = 6,
+        range_grid: int = 8,
+        range_fov_deg: float = 70.0,
+        range_max: float = 40.0,
+        reward_weights: Mapping[str, float] | None = None,
+        safe_config: SafeMapConfig | None = None,
+        preset: str | QuadrotorParams = "racer",
+        ground_effect: bool = True,
+        **kwargs: Any,
+    ):
+        if clutter_density is not None and not (
+            isinstance(clutter_density, (int, float)) and 0.0 <= clutter_density <= 1.0
+        ):
+            raise ValueError(f"clutter_density must be in [0, 1] or None, got {clutter_density!r}")
+        if not 0 <= int(n_distractors) <= 16:
+            raise ValueError(f"n_distractors must be in [0, 16], got {n_distractors!r}")
+        if not 1 <= int(range_grid) <= 32:
+            raise ValueError(f"range_grid must be in [1, 32] rays per side, got {range_grid!r}")
+        if not 0.0 <= float(range_fov_deg) < 170.0:
+            raise ValueError(f"range_fov_deg must be in [0, 170), got {range_fov_deg!r}")
+        if not float(range_max) > 0.0:
+            raise ValueError(f"range_max must be > 0 m, got {range_max!r}")
+        if city is not None and not isinstance(city, City):
+            raise TypeError(f"city must be a City (see city.generate_city), got {type(city)}")
+        weights = dict(REWARD_WEIGHTS)
+        for k, v in (reward_weights or {}).items():
+            if k not in REWARD_WEIGHTS:
+                raise ValueError(f"unknown reward weight {k!r}; allowed: {list(REWARD_WEIGHTS)}")
+            weights[k] = float(v)
+        qp = get_preset(preset)
+        self.clutter_density = None if clutter_density is None else float(clutter_density)
+        cp = city_params or CityParams()
+        self.city_params = replace(
+            cp,
+            max_boxes=min(cp.max_boxes, POOL_BOXES),
+            max_cylinders=min(cp.max_cylinders, POOL_CYLINDERS),
+            max_sloped=min(cp.max_sloped, POOL_HFIELDS),
+        )
+        self.fixed_city = city
+        self._fixed_map: SafeMap | None = None
+        self.require_site = bool(require_site)
+        self.n_distractors = int(n_distractors)
+        self.range_n = int(range_grid)
+        self.range_fov = math.radians(float(range_fov_deg))
+        self.range_max = float(range_max)
+        self.weights = weights
+        self.safe_config = safe_config or SafeMapConfig(drone_radius=qp.radius)
+        self.city: City | None = None
+        self.safe_map: SafeMap | None = None
+        self.site: Site | None = None
+        self._pool: CityPool | None = None
+        half = 0.5 * self.city_params.block_size[1] + 15.0
+        kwargs.setdefault("arena_low", (-half, -half, -1.0))
+        kwargs.setdefault("arena_high", (half, half, 80.0))
+        super().__init__(preset=qp, ground_effect=ground_effect, **kwargs)
+        self._ray_dirs_body = self._make_ray_dirs()
+        self._ray_vec = np.zeros(3 * self.range_n**2)
+        self._ray_geomid = np.zeros(self.range_n**2, np.int32)
+        self._ray_dist = np.zeros(self.range_n**2)
+        # rays see the street (group 0) and the collision pool incl. sloped roofs (group 3),
+        # not the quad, distractors (1) or the drawn meshes (2)
+        self._ray_group = np.array([1, 0, 0, 1, 0, 0], np.uint8)
+
+    # ------------------------------------------------------------------ scene
+    def build_spec(self, rng: np.random.Generator) -> mujoco.MjSpec:
+        spec = mujoco.MjSpec()
+        spec.modelname = "rooftop_landing"
+        add_city_pool(spec)
+        # static city geoms are posed once per episode, not every step (see reset_task)
+        spec.option.enableflags |= mujoco.mjtEnableBit.mjENBL_SLEEP
+        if self.n_distractors:
+            scene.add_distractors(spec, self.n_distractors, [0.0, 0.0, 22.0], [24.0, 24.0, 14.0])
+        self.add_quad(spec, (0.0, 0.0, 30.0))
+        body = spec.body("quad")
+        body.sleep = mujoco.mjtSleepPolicy.mjSLEEP_NEVER
+        t = math.radians(35.0)
+        body.add_camera(
+            name="follow", mode=mujoco.mjtCamLight.mjCAMLIGHT_TRACK,
+            pos=[-9.0 * math.cos(t), 0.0, 9.0 * math.sin(t)],
+            xyaxes=[0.0, -1.0, 0.0, math.sin(t), 0.0, math.cos(t)], fovy=60.0,
+        )  # fmt: skip
+        return spec
+
+    # ------------------------------------------------------------------ params
+    def param_defs(self) -> list[ParamDef]:
+        defs = super().param_defs()
+        m = self.model
+        self._pool = CityPool(m)
+        self._static_lights = np.flatnonzero(m.light_bodyid == 0)
+        self._static_cams = np.flatnonzero(m.cam_bodyid == 0)
+        return defs + [
+            ParamDef("layout.city.seed", 0, 0, 2**31 - 1, dtype=int,
+                     doc="city block generator seed"),
+            ParamDef("layout.city.clutter_density", self.city_params.clutter_density, 0.0, 1.0,
+                     unit="1", doc="rooftop clutter: 0 empty roofs, 1 crowded"),
+            ParamDef("layout.start.height", 6.0, 1.0, 30.0, unit="m",
+                     doc="start height above the highest point of the block"),
+            ParamDef("layout.start.pos", np.zeros(2), -1.0, 1.0, shape=(2,), unit="block",
+                     doc="start xy as a fraction of the block's half size"),
+            ParamDef("layout.start.yaw", 0.0, -math.pi, math.pi, unit="rad"),
+            ParamDef("dynamics.wind.gust_std", 0.0, 0.0, 4.0, unit="m/s",
+                     doc="std of the gust velocity (Ornstein-Uhlenbeck, z at 30 %)"),
+            ParamDef("dynamics.wind.gust_tau", 1.0, 0.1, 10.0, unit="s",
+                     doc="gust correlation time"),
+            ParamDef("sensor.range.noise_std", 0.0, 0.0, 1.0, unit="m",
+                     doc="range-grid measurement noise"),
+            ParamDef("sensor.range.dropout", 0.0, 0.0, 0.5, unit="1",
+                     doc="share of range rays returning range_max"),
+        ]  # fmt: skip
+
+    def randomization_presets(self) -> dict[str, dict]:
+        base = super().randomization_presets()
+        dens = self.clutter_density
+        layout = {
+            "layout.city.seed": [0, 1_000_000_000],
+            "layout.city.clutter_density": [0.25, 1.0] if dens is None else dens,
+            "layout.start.height": [3.0, 10.0],
+            "layout.start.pos": [-0.8, 0.8],
+            "layout.start.yaw": [-math.pi, math.pi],
+        }
+        look = {
+            "appearance.color.sky": [0.3, 1.0],
+            "appearance.light.sun.dir_offset": {"dist": "uniform", "low": [-0.7, -0.7, -0.2],
+                                                "high": [0.7, 0.7, 0.4]},
+            "appearance.distractor.*.size": [0.1, 0.5],
+            "appearance.distractor.*.vel": [-3.0, 3.0],
+        }  # fmt: skip
+        default = {
+            **layout,
+            **look,
+            "dynamics.quad.wind": {"dist": "uniform", "low": [-1.5, -1.5, -0.2],
+                                   "high": [1.5, 1.5, 0.2]},
+            "dynamics.wind.gust_std": [0.0, 0.8],
+            "dynamics.wind.gust_tau": [0.5, 2.0],
+            "sensor.range.noise_std": [0.0, 0.05],
+        }  # fmt: skip
+        wide = {
+            **layout,
+            **look,
+            "appearance.light.sun.dir_offset": {"dist": "uniform", "low": [-1.2, -1.2, -0.3],
+                                                "high": [1.2, 1.2, 0.6]},
+            "dynamics.quad.wind": {"dist": "uniform", "low": [-3.0, -3.0, -0.5],
+                                   "high": [3.0, 3.0, 0.5]},
+            "dynamics.wind.gust_std": [0.0, 2.0],
+            "dynamics.wind.gust_tau": [0.3, 4.0],
+            "sensor.range.noise_std": [0.0, 0.2],
+            "sensor.range.dropout": [0.0, 0.1],
+        }  # fmt: skip
+        return {"default": {**base["default"], **default}, "wide": {**base["wide"], **wide}}
+
+    # ------------------------------------------------------------------ reset
+    def make_city(self) -> tuple[City, SafeMap]:
+        """This episode's block and its ground truth (from the sampled layout params)."""
+        if self.fixed_city is not None:
+            if self._fixed_map is None:
+                self._fixed_map = compute_safe_map(self.fixed_city, self.safe_config)
+            return self.fixed_city, self._fixed_map
+        dens = float(self.params.get("layout.city.clutter_density", 0.6))
+        seed = int(self.params.get("layout.city.seed", 0))
+        return generate_landable_city(
+            seed, self.city_params, self.safe_config, self.require_site, clutter_density=dens
+        )
+
+    def reset_task(self, rng: np.random.Generator) -> None:
+        super().reset_task(rng)
+        m, prm = self.model, self.params
+        city, smap = self.make_city()
+        self._pool.apply(city, m)
+        self._pose_static()
+        self.city, self.safe_map = city, smap
+        self.site = smap.best
+        self._sites_xyz = np.array([[s.x, s.y, s.z] for s in smap.sites]).reshape(-1, 3)
+        bx0, by0, bx1, by1 = city.bounds
+        cx, cy = (bx0 + bx1) / 2, (by0 + by1) / 2
+        hx, hy = max((bx1 - bx0) / 2 - 2.0, 0.0), max((by1 - by0) / 2 - 2.0, 0.0)
+        sp = np.asarray(prm.get("layout.start.pos", np.zeros(2)), float)
+        start = np.array([cx + sp[0] * hx, cy + sp[1] * hy,
+                          city.top + float(prm.get("layout.start.height", 6.0))])  # fmt: skip
+        self.reset_quad(start, float(prm.get("layout.start.yaw", 0.0)))
+        margin = 10.0
+        self._bounds = (bx0 - margin, by0 - margin, bx1 + margin, by1 + margin,
+                        city.top + 30.0)  # fmt: skip
+        # wind: steady part from dynamics.quad.wind (QuadrotorTask), gusts on top
+        self._wind_steady = self._wind.copy()
+        self._gust = np.zeros(3)
+        self._gust_std = float(prm.get("dynamics.wind.gust_std", 0.0))
+        self._gust_tau = float(prm.get("dynamics.wind.gust_tau", 1.0))
+        self._range_std = float(prm.get("sensor.range.noise_std", 0.0))
+        self._range_drop = float(prm.get("sensor.range.dropout", 0.0))
+        # landing state
+        self._touched = False
+        self._settle = 0
+        self._td_speed = -1.0  # -1 until the first touchdown (NaN would break equality checks)
+        self._td_tilt = -1.0
+        self._prev_vz = 0.0
+        self._phi = self._potential(start)
+        self._reset_info = smap.to_info()
+
+    def _pose_static(self) -> None:
+        """Write the world poses of static elements edited in place this episode.
+
+        With sleeping enabled (``build_spec``) MuJoCo computes the pose of world-body geoms,
+        lights and cameras once instead of every step (the city's ~250 geoms would otherwise
+        cost more than the quad's whole dynamics); edits of their model fields (the city pool,
+        the randomized sun) must be propagated by hand.
+        """
+        m, d = self.model, self.data
+        g = self._pool.static_geoms
+        d.geom_xpos[g] = m.geom_pos[g]
+        d.geom_xmat[g] = _quat_mats(np.asarray(m.geom_quat[g])).reshape(-1, 9)
+        lights = self._static_lights
+        if len(lights):
+            d.light_xpos[lights] = m.light_pos[lights]
+            ldir = np.asarray(m.light_dir[lights])
+            d.light_xdir[lights] = ldir / np.linalg.norm(ldir, axis=1, keepdims=True)
+        cams = self._static_cams
+        if len(cams):
+            d.cam_xpos[cams] = m.cam_pos[cams]
+            d.cam_xmat[cams] = _quat_mats(np.asarray(m.cam_quat[cams])).reshape(-1, 9)
+
+    def reset_info(self) -> dict[str, Any]:
+        info = {**self._reset_info, "failure": ""}
+        if self.labels:
+            info["safe_mask"] = self.safe_mask()
+        return info
+
+    # ------------------------------------------------------------------ step
+    def apply_action(self, action: np.ndarray) -> None:
+        super().apply_action(action)  # commands, steady wind, ground effect
+        if self._gust_std > 0.0:
+            dt, tau = self.dt, self._gust_tau
+            n = self.streams.noise.standard_normal(3) * _GUST_AXES
+            self._gust += -self._gust * (dt / tau) + self._gust_std * math.sqrt(2 * dt / tau) * n
+            self.quad.apply_wind((self._wind_steady + self._gust).tolist())
+
+    def ground_height(self, x: float, y: float) -> float:
+        """Top surface below (x, y): roofs, clutter or street (ground effect uses it)."""
+        smap = self.safe_map
+        rc = None if smap is None else smap.cell(x, y)
+        return 0.0 if rc is None else float(smap.height[rc])
+
+    def _potential(self, p: np.ndarray) -> float:
+        s = self._target_for(p)
+        if s is None:
+            return 0.0
+        dxy = math.hypot(p[0] - s[0], p[1] - s[1])
+        return -(dxy + 0.5 * abs(p[2] - s[2]))
+
+    def _target_for(self, p: np.ndarray) -> np.ndarray | None:
+        """Shaping target: best site (oracle state mode) or the nearest candidate."""
+        if not len(self._sites_xyz):
+            return None
+        if self.obs_mode == "state":
+            return self._sites_xyz[0]
+        d2 = np.sum((self._sites_xyz[:, :2] - p[:2]) ** 2, axis=1)
+        return self._sites_xyz[int(np.argmin(d2))]
+
+    def _contacts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(other geom ids, contact positions, |normal z|) of the quad's collision box."""
+        d = self.data
+        n = d.ncon
+        if n == 0:
+            return np.zeros(0, np.int64), np.zeros((0, 3)), np.zeros(0)
+        con = d.contact
+        geom = np.asarray(con.geom[:n])
+        g = self.quad.collision_geom
+        mine = (geom[:, 0] == g) | (geom[:, 1] == g)
+        other = np.where(geom[:, 0] == g, geom[:, 1], geom[:, 0])[mine]
+        nz = np.abs(np.asarray(con.frame[:n, 2]))[mine]
+        return other, np.asarray(con.pos[:n])[mine], nz
+
+    def over_safe(self, x: float, y: float) -> bool:
+        """Is the point above the safe map?"""
+        rc = self.safe_map.cell(x, y)
+        return rc is not None and bool(self.safe_map.safe[rc])
+
+    def site_ok(self, xy: np.ndarray, contact_pos: np.ndarray) -> bool:
+        """Centre over the safe map and every contact on clear roof of the same roof."""
+        smap = self.safe_map
+        if not self.over_safe(float(xy[0]), float(xy[1])):
+            return False
+        if len(contact_pos) == 0:
+            return True
+        roof = int(smap.roof_at(xy[0], xy[1]))
+        cl = smap.clearance_at(contact_pos[:, 0], contact_pos[:, 1])
+        rf = smap.roof_at(contact_pos[:, 0], contact_pos[:, 1])
+        need = self.safe_config.clearance - smap.resolution
+        return bool(np.all(cl >= need) and np.all(rf == roof))
+
+    def evaluate(self) -> tuple[float, bool, dict]:
+        d, q, w = self.data, self.quad, self.weights
+        p = d.qpos[q.pos_slice].copy()
+        v = d.qvel[q.vel_slice]
+        rz = float(d.xmat[q.body_id, 8])  # R[2, 2]: cos(tilt)
+        tilt = math.degrees(math.acos(max(-1.0, min(1.0, rz))))
+        vz = float(v[2])
+        failure = ""
+        success = False
+        bonus = 0.0
+        other, cpos, nz = self._contacts()
+        if len(other):
+            roles = self._pool.role[other]
+            obstacle = roles == ROLE_OBSTACLE
+            # a contact on a near-horizontal face below the quad is a touchdown (on a roof, the
+            # street or the top of clutter); anything else touching clutter, parapets or
+            # facades is a collision
+            under = (nz > 0.7) & (cpos[:, 2] < p[2])
+            if np.any(obstacle & ~under):
+                failure = "obstacle"
+            else:
+                on_bad = bool(np.any(obstacle | (roles == ROLE_STREET)))
+                if not self._touched:
+                    self._touched = True
+                    self._td_speed = max(-self._prev_vz, -vz)
+                    self._td_tilt = tilt
+                    if self._td_speed > 0.5 or tilt > 15.0:
+                        failure = "hard_touchdown"
+                    elif on_bad or not self.site_ok(p, cpos):
+                        failure = "unsafe_site"
+                    else:
+                        bonus += w["touchdown"]
+                        self._settle = 0
+                if not failure:
+                    if tilt > 15.0:
+                        failure = "hard_touchdown"  # tipped over after touchdown
+                    elif on_bad or not self.site_ok(p, cpos):
+                        failure = "unsafe_site"  # slid off the safe area
+                    elif float(np.sqrt(v @ v)) < 0.25:
+                        self._settle += 1
+                        if self._settle * self.dt >= 1.0 - 1e-9:
+                            success = True
+                    else:
+                        self._settle = 0
+        elif self._touched:  # bounced or took off again: a new touchdown will be judged
+            self._touched = False
+            self._settle = 0
+        if not failure and not success:
+            x0, y0, x1, y1, ztop = self._bounds
+            if not (x0 <= p[0] <= x1 and y0 <= p[1] <= y1 and -1.0 <= p[2] <= ztop):
+                failure = "out_of_bounds"
+        self._prev_vz = vz
+        # reward
+        phi = self._potential(p)
+        reward = w["progress"] * (phi - self._phi)
+        self._phi = phi
+        h = float(p[2]) - self.ground_height(float(p[0]), float(p[1]))
+        sink_allowed = 0.4 + 0.6 * max(h, 0.0)
+        reward -= w["descent"] * max(0.0, -vz - sink_allowed) * self.dt * 10.0
+        reward -= w["tilt"] * (1.0 - rz) * self.dt * 10.0
+        reward -= w["body_rate"] * self.rate_penalty() + w["action_change"] * (
+            self.action_change_penalty()
+        )
+        reward += bonus
+        if success:
+            reward += w["success"]
+        elif failure:
+            reward -= w["failure"]
+        terminated = bool(failure) or success
+        if not terminated and self.step_count >= self.max_episode_steps:
+            failure = "timeout"
+        site = self._target_for(p)
+        info = {
+            "is_success": success,
+            "failure": failure,
+            "crashed": failure in ("obstacle", "hard_touchdown"),
+            "touched_down": self._touched,
+            "touchdown_speed": self._td_speed,
+            "touchdown_tilt_deg": self._td_tilt,
+            "dist_to_site": math.inf if site is None else math.hypot(
+                p[0] - site[0], p[1] - site[1]),
+            "over_safe": self.over_safe(float(p[0]), float(p[1])),
+        }  # fmt: skip
+        if self.labels:
+            info["safe_mask"] = self.safe_mask()
+        return reward, terminated, info
+
+    # ------------------------------------------------------------------ observations
+    def task_state(self) -> np.ndarray:
+        p = self.data.qpos[self.quad.pos_slice]
+        if self.obs_mode == "state":
+            s = self.site
+            if s is None:
+                return np.zeros(4)
+            return np.array([s.x - p[0], s.y - p[1], s.z - p[2], s.radius])
+        return self.range_grid()
+
+    def task_state_layout(self) -> list[tuple[str, int, str]]:
+        if self.obs_mode == "state":
+            return list(_ORACLE_STATE)
+        return [("range_grid", self.range_n**2, "m")]
+
+    def extra_observation_space(self, mode: str) -> spaces.Space:
+        h, w = self.image_size
+        return spaces.Dict(
+            {"state": self.state_space(), "image": spaces.Box(0, 255, (h, w, 1), np.uint8)}
+        )
+
+    def extra_obs(self, mode: str) -> Any:
+        return {"state": self.noisy_state(), "image": self.camera_obs("depth")}
+
+    def _make_ray_dirs(self) -> np.ndarray:
+        n = self.range_n
+        half = self.range_fov / 2
+        a = np.linspace(-half, half, n) if n > 1 else np.zeros(1)
+        tx, ty = np.meshgrid(np.tan(a), np.tan(a))
+        dirs = np.stack([tx.ravel(), ty.ravel(), -np.ones(n * n)], axis=1)
+        return dirs / np.linalg.norm(dirs, axis=1, keepdims=True)
+
+    def range_grid(self) -> np.ndarray:
+        """Distances (m) along a grid of body-fixed downward rays; ``range_max`` if no hit."""
+        m, d, q = self.model, self.data, self.quad
+        R = d.xmat[q.body_id].reshape(3, 3)
+        vec = self._ray_dirs_body @ R.T
+        self._ray_vec[:] = vec.ravel()
+        n = self.range_n**2
+        mujoco.mj_multiRay(m, d, d.xpos[q.body_id], self._ray_vec, self._ray_group, 1,
+                           q.body_id, self._ray_geomid, self._ray_dist, None, n,
+                           self.range_max)  # fmt: skip
+        dist = self._ray_dist.copy()
+        dist[dist < 0] = self.range_max
+        if self._range_std > 0 or self._range_drop > 0:
+            noise = self.streams.noise
+            dist += self._range_std * noise.standard_normal(n)
+            if self._range_drop > 0:
+                dist[noise.random(n) < self._range_drop] = self.range_max
+            np.clip(dist, 0.0, self.range_max, out=dist)
+        return dist
+
+    # ------------------------------------------------------------------ labels & rendering
+    def safe_mask(self, camera: str | None = None) -> np.ndarray:
+        """(H, W) uint8 of the observation camera: 1 where the pixel sees safe roof surface.
+
+        Back-projects a clean depth render through the camera model and looks the points up in
+        the safe map; a pixel is safe when its point lies on the roof surface (not on clutter or
+        a distractor) of a safe cell.
+        """
+        cam = self.obs_camera if camera is None else camera
+        h, w = self.image_size
+        depth = self.render_camera_image(cam, w, h, "depth").astype(np.float64)
+        m, d = self.model, self.data
+        cid = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_CAMERA, cam)
+        t = math.tan(math.radians(float(m.cam_fovy[cid])) / 2)
+        u = (np.arange(w) + 0.5 - w / 2) / (h / 2) * t
+        vv = (h / 2 - np.arange(h) - 0.5) / (h / 2) * t
+        xc = u[None, :] * depth
+        yc = vv[:, None] * depth
+        pts = np.stack([xc, yc, -depth], axis=-1) @ d.cam_xmat[cid].reshape(3, 3).T
+        pts += d.cam_xpos[cid]
+        smap = self.safe_map
+        safe = smap.is_safe(pts[..., 0], pts[..., 1])
+        on_surface = np.abs(pts[..., 2] - smap.surface_at(pts[..., 0], pts[..., 1])) < 0.15
+        return (safe & on_surface).astype(np.uint8)
+
+    def render_camera_image(
+        self, camera: str | int, width: int, height: int, mode: str = "rgb"
+    ) -> np.ndarray:
+        pool = self._pool
+        if pool is not None and pool.dirty:
+            r = self._ensure_renderer()
+
+            def mesh(i: int) -> None:  # SceneRenderer has no mesh upload of its own yet
+                r._gl.make_current()
+                mujoco.mjr_uploadMesh(self.model, r._ctx, int(i))
+
+            pool.upload(mesh)
+        return super().render_camera_image(camera, width, height, mode)
+
+    def landing_state(self) -> dict[str, Any]:
+        """Privileged state for experts and tests."""
+        return {
+            "site": self.site,
+            "touched_down": self._touched,
+            "settle_steps": self._settle,
+            "cruise_height": self.city.top + 2.0,
+        }

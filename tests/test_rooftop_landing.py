@@ -1,0 +1,285 @@
+"""RooftopLanding-v0: env contract, touchdown classification, labels, expert, determinism."""
+
+from __future__ import annotations
+
+import mujoco
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+from simenvs.agents.experts import make as make_expert
+from simenvs.envs.rooftop_landing.city import Prim, _box, flat_city
+from simenvs.envs.rooftop_landing.env import RooftopLandingEnv
+from simenvs.envs.rooftop_landing.safe_map import Site, generate_landable_city
+
+# a hand-built block: a flat 12 x 12 m roof (z = 12) with an AC unit and a water tank, and a
+# steep (25 deg) shed roof next to it; the street all around
+AC = _box(3.0, 0.0, 12.0, 0.8, 0.6, 0.7, "clutter", "ac_unit", roof=0)
+TANK = Prim("cylinder", (-3.0, -3.5, 13.0), (1.0, 1.0, 0.0), "clutter", "water_tank", 0)
+CITY = flat_city([(-6, -6, 6, 6, 12.0), (8, -6, 14, 6, 9.0)], [AC, TANK],
+                 kinds=["flat", "shed"], slopes=[0.0, 25.0])  # fmt: skip
+
+
+def _fixed_env(**kw):
+    kw.setdefault("randomization", "none")
+    return RooftopLandingEnv(city=CITY, **kw)
+
+
+def _run_expert(env, expert, max_steps=None):
+    obs, info = None, {}
+    for _ in range(max_steps or env.max_episode_steps):
+        obs, _, te, tr, info = env.step(expert.act(obs))
+        if te or tr:
+            break
+    return info
+
+
+# ---------------------------------------------------------------------------------------------
+# contract
+
+
+def test_check_env_state_and_perception_modes():
+    check_env(RooftopLandingEnv(render_mode="rgb_array", width=64, height=64))
+    check_env(RooftopLandingEnv(obs_mode="state_rgb"), skip_render_check=True)
+
+
+def test_observation_modes_and_reset_info():
+    env = RooftopLandingEnv(obs_mode="state", randomization="none")
+    obs, info = env.reset(seed=3)
+    assert obs.shape == (26,) and env.observation_space.contains(obs)
+    assert sum(n for _, n, _ in env.state_layout()) == 26
+    s = env.site
+    assert np.allclose(obs[18:21], [s.x - obs[0], s.y - obs[1], s.z - obs[2]], atol=1e-4)
+    assert obs[21] == pytest.approx(s.radius)
+    assert info["safe_map"].shape == info["height_map"].shape == info["clearance_map"].shape
+    assert info["safe_map"].any() and np.all(np.diff(info["sites"][:, 3]) <= 0)
+    assert np.allclose(info["best_site"][:3], [s.x, s.y, s.z])
+    # the ground truth is the generator's for the sampled seed and density
+    prm = info["params"]
+    city, smap = generate_landable_city(
+        prm["layout.city.seed"], env.city_params, clutter_density=prm["layout.city.clutter_density"]
+    )
+    assert city.prims == env.city.prims and np.array_equal(smap.safe, info["safe_map"])
+    for mode, key in (("state_rgb", 3), ("state_depth", 1)):
+        e = RooftopLandingEnv(obs_mode=mode)
+        o, _ = e.reset(seed=3)
+        assert o["state"].shape == (18 + 64 + 4,) and o["image"].shape == (64, 64, key)
+        assert e.observation_space.contains(o)
+        assert "site_rel_pos" not in [n for n, _, _ in e.state_layout()]  # no target
+    o, _ = RooftopLandingEnv(obs_mode="rgb").reset(seed=3)
+    assert o.shape == (64, 64, 3) and o.std() > 5
+
+
+def test_bad_arguments_are_rejected_with_clear_errors():
+    with pytest.raises(ValueError, match="clutter_density.*1.5"):
+        RooftopLandingEnv(clutter_density=1.5)
+    with pytest.raises(ValueError, match="range_grid"):
+        RooftopLandingEnv(range_grid=0)
+    with pytest.raises(ValueError, match="reward weight 'speed'"):
+        RooftopLandingEnv(reward_weights={"speed": 1.0})
+    with pytest.raises(TypeError, match="unknown argument"):
+        RooftopLandingEnv(density=0.2)
+
+
+def test_determinism_and_layout_variety():
+    def rollout(seed):
+        env = RooftopLandingEnv()
+        obs, info = env.reset(seed=seed)
+        rng = np.random.default_rng(0)
+        out = [obs]
+        for _ in range(30):
+            out.append(env.step(rng.uniform(-0.3, 0.3, 4) + env.hover_action())[0])
+        return np.array(out), info
+
+    a, ia = rollout(11)
+    b, ib = rollout(11)
+    c, ic = rollout(12)
+    assert np.array_equal(a, b) and np.array_equal(ia["height_map"], ib["height_map"])
+    assert not np.array_equal(a, c)
+    assert ia["height_map"].shape != ic["height_map"].shape or not np.array_equal(
+        ia["height_map"], ic["height_map"]
+    )
+
+
+def test_easy_variant_has_empty_roofs_and_the_oracle_target():
+    env = RooftopLandingEnv(clutter_density=0.0)
+    for seed in range(3):
+        env.reset(seed=seed)
+        assert not [p for p in env.city.prims if p.role == "clutter"]
+        assert env.params["layout.city.clutter_density"] == 0.0
+
+
+# ---------------------------------------------------------------------------------------------
+# touchdown classification on a hand-built block
+
+
+def test_soft_touchdown_on_the_safe_site_succeeds():
+    env = _fixed_env()
+    env.reset(seed=0)
+    ex = make_expert(env)
+    ex.reset()
+    assert env.safe_map.is_safe(env.site.x, env.site.y)
+    info = _run_expert(env, ex)
+    assert info["is_success"] and info["failure"] == "" and not info["crashed"]
+    assert info["touchdown_speed"] <= 0.5 and info["touchdown_tilt_deg"] <= 15.0
+
+
+def test_hard_touchdown_is_a_crash():
+    env = _fixed_env()
+    env.reset(seed=0)
+    s = env.site
+    env.reset_quad([s.x, s.y, s.z + 3.0])
+    mujoco.mj_forward(env.model, env.data)
+    for _ in range(200):
+        _, r, te, _, info = env.step(np.array([-1.0, 0.0, 0.0, 0.0]))
+        if te:
+            break
+    assert te and info["failure"] == "hard_touchdown" and info["crashed"]
+    assert info["touchdown_speed"] > 3.0 and not info["is_success"] and r < -5.0
+
+
+@pytest.mark.parametrize(
+    "where, z",
+    [
+        ("on_clutter", AC.pos[2] + AC.size[2]),  # soft, on top of the AC unit
+        ("next_to_clutter", 12.0),  # on the roof, 0.12 m from the AC unit's side
+        ("steep_roof", None),  # on the 25 deg shed roof
+        ("street", 0.0),
+    ],
+)
+def test_soft_touchdown_off_the_safe_map_is_unsafe(where, z):
+    env = _fixed_env()
+    env.reset(seed=0)
+    x, y = {"on_clutter": (3.0, 0.0), "next_to_clutter": (3.0 - 0.8 - 0.3, 0.0),
+            "steep_roof": (11.0, 0.0), "street": (-10.0, 0.0)}[where]  # fmt: skip
+    if z is None:
+        z = float(env.safe_map.surface_at(x, y))
+    assert not env.safe_map.is_safe(x, y)
+    env.site = Site(x, y, z, 1.0, 4.0, -1, 0.0)  # steer the expert there
+    env.reset_quad([x, y, z + 1.2])  # start right above it: the expert only descends
+    mujoco.mj_forward(env.model, env.data)
+    ex = make_expert(env)
+    ex.reset()
+    info = _run_expert(env, ex)
+    assert info["failure"] == "unsafe_site", info
+    assert not info["crashed"] and info["touchdown_speed"] <= 0.5 and not info["is_success"]
+
+
+def test_hitting_clutter_from_the_side_is_an_obstacle_crash():
+    env = _fixed_env()
+    env.reset(seed=0)
+    env.reset_quad([0.5, 0.0, 12.6], vel=(2.5, 0.0, 0.0))  # below the AC top, flying at it
+    mujoco.mj_forward(env.model, env.data)
+    for _ in range(100):
+        _, _, te, _, info = env.step(env.hover_action())
+        if te:
+            break
+    assert te and info["failure"] == "obstacle" and info["crashed"]
+
+
+def test_leaving_the_block_is_out_of_bounds():
+    env = _fixed_env()
+    env.reset(seed=0)
+    env.reset_quad([0.0, 0.0, 20.0], vel=(15.0, 0.0, 0.0))
+    for _ in range(200):
+        _, _, te, _, info = env.step(env.hover_action())
+        if te:
+            break
+    assert te and info["failure"] == "out_of_bounds"
+
+
+def test_reward_is_shaped_toward_the_site():
+    env = _fixed_env()
+    env.reset(seed=0)
+    s = env.site
+    rewards = []
+    for sign in (1.0, -1.0):  # toward the site, then away from it
+        env.reset(seed=0)
+        start = np.array([s.x - 4.0, s.y, s.z + 6.0])
+        env.reset_quad(start, vel=(sign * 3.0, 0.0, 0.0))
+        env._phi = env._potential(start)
+        rewards.append(sum(env.step(env.hover_action())[1] for _ in range(10)))
+    assert rewards[0] > 0.5 > -0.5 > rewards[1]
+
+
+# ---------------------------------------------------------------------------------------------
+# perception: range grid and per-pixel labels
+
+
+def test_range_grid_and_safe_mask_match_the_geometry():
+    env = _fixed_env(obs_mode="state_depth", labels=True, range_grid=3)
+    env.reset(seed=0)
+    s = env.site
+    for (x, y), safe in (((s.x, s.y), 1), ((3.0, 0.0), 0)):
+        env.reset_quad([x, y, 18.0])
+        mujoco.mj_forward(env.model, env.data)
+        rg = env.range_grid().reshape(3, 3)
+        below = 18.0 - env.safe_map.height_at(x, y)
+        assert rg[1, 1] == pytest.approx(below, abs=0.02)
+        assert np.all(rg <= env.range_max)
+        obs, _, _, _, info = env.step(env.hover_action())
+        mask = info["safe_mask"]
+        assert mask.shape == (64, 64) and mask.dtype == np.uint8
+        assert mask[30:34, 30:34].min() == safe and mask[30:34, 30:34].max() == safe
+        depth = obs["image"][..., 0].astype(float) / 255 * env.depth_max
+        assert depth[32, 32] == pytest.approx(below, abs=0.3)
+    # the drawn sloped roof matches its collision surface
+    env.reset_quad([11.0, 0.0, 18.0])
+    mujoco.mj_forward(env.model, env.data)
+    depth = env.render_camera_image("down", 64, 64, "depth")
+    assert depth[32, 32] == pytest.approx(18.0 - env.safe_map.surface_at(11.0, 0.0), abs=0.1)
+    assert env.range_grid().reshape(3, 3)[1, 1] == pytest.approx(depth[32, 32], abs=0.1)
+    # over the roof edge the mask marks roof pixels safe and street pixels unsafe
+    env.reset_quad([-6.0, 3.0, 22.0])
+    mujoco.mj_forward(env.model, env.data)
+    m = env.safe_mask()
+    assert 0.1 < m.mean() < 0.6
+
+
+def test_randomization_changes_pixels_dynamics_and_wind():
+    env = RooftopLandingEnv(obs_mode="rgb", clutter_density=0.5)
+    a, ia = env.reset(seed=1, options={"params": {"layout.city.seed": 3}})
+    b, ib = env.reset(seed=2, options={"params": {"layout.city.seed": 3}})
+    assert np.abs(a.astype(int) - b.astype(int)).mean() > 10  # same city, new look
+    assert ia["params"]["dynamics.quad.mass"] != ib["params"]["dynamics.quad.mass"]
+    mass = env.model.body_mass[env.quad.body_id]
+    assert mass == pytest.approx(ib["params"]["dynamics.quad.mass"])
+    none = RooftopLandingEnv(obs_mode="rgb", randomization="none", clutter_density=0.5)
+    fix = {
+        "layout.city.seed": 3,
+        "layout.start.pos": [0.2, 0.1],
+        "layout.start.yaw": 0.3,
+        "layout.start.height": 6.0,
+    }
+    c, _ = none.reset(seed=1, options={"params": fix})
+    d, _ = none.reset(seed=2, options={"params": fix})
+    assert np.array_equal(c, d)
+
+    def drift(gust):
+        e = _fixed_env()
+        e.reset(seed=4, options={"params": {"dynamics.wind.gust_std": gust}})
+        p0 = e.data.qpos[:2].copy()
+        for _ in range(96):
+            e.step(e.hover_action())
+        return e.data.qpos[:2] - p0
+
+    assert np.linalg.norm(drift(0.0)) < 0.05 < 0.3 < np.linalg.norm(drift(3.0) - drift(0.0))
+
+
+# ---------------------------------------------------------------------------------------------
+# the scripted expert
+
+
+def test_expert_lands_on_most_generated_blocks():
+    env = RooftopLandingEnv()  # default randomization
+    ex = make_expert(env)
+    wins, failures = 0, []
+    for seed in range(20):
+        env.reset(seed=seed)
+        ex.reset()
+        info = _run_expert(env, ex)
+        wins += bool(info["is_success"])
+        if not info["is_success"]:
+            failures.append((seed, info["failure"]))
+    assert wins >= 16, failures
+    assert info["touchdown_speed"] >= 0.0
