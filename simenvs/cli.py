@@ -138,6 +138,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--video-steps", type=int, default=100)
     s.add_argument("--out", default="runs/demo")
     s.set_defaults(func=cmd_demo)
+    from simenvs.agents.evaluate import add_eval_arguments, eval_command
+    from simenvs.agents.train import add_train_arguments, train_command
+
+    s = sub.add_parser("train", help="train an SB3 policy into a run folder (resumable)")
+    add_train_arguments(s)
+    s.set_defaults(func=train_command)
+
+    s = sub.add_parser("eval", help="evaluate a run: success with a 95%% CI, failure modes, video")
+    add_eval_arguments(s)
+    s.set_defaults(func=eval_command)
+
     from simenvs.export import cli as export_cli
 
     s = sub.add_parser("export", help="export a trained policy (ONNX/TorchScript) for hardware")
