@@ -6,6 +6,8 @@
 * ``RolloutTask`` / ``Job`` / ``Executor`` / ``LocalExecutor`` - how simulated rollouts run.
 * ``FileReality`` / ``CallbackReality`` - real data from files or a hardware hook
   (stand-in realities: ``simenvs.reality.make_reality``).
+* ``SB3Trainer`` / ``SB3PolicyFactory`` / ``evaluate_success`` - train or warm-start SB3
+  policies per iteration, and measure success in a reality (``training``).
 * ``simopt_main`` - the ``simenvs simopt`` command.
 """
 
@@ -41,9 +43,23 @@ _WHERE = {
     "PolicyFactory": "rollout",
     "Replay": "rollout",
     "RolloutTask": "rollout",
+    "SB3Trainer": "training",
+    "SB3PolicyFactory": "training",
+    "SB3Policy": "training",
+    "evaluate_success": "training",
+    "merged_spec": "training",
+    "warm_start": "training",
+    "finetune": "training",
 }
 
 __all__ = [
+    "SB3Trainer",
+    "SB3PolicyFactory",
+    "SB3Policy",
+    "evaluate_success",
+    "merged_spec",
+    "warm_start",
+    "finetune",
     "CHECKPOINT",
     "CMAES",
     "CallbackReality",

@@ -58,7 +58,9 @@ def merged_spec(
     ``fragment`` merged over it, as a full spec dict to pass as ``randomization=``.
 
     Only the parameters the fragment names change; everything else (appearance, sensor,
-    other dynamics) keeps the base distribution the policy was meant to be robust to.
+    other dynamics) keeps the base distribution the policy was meant to be robust to. The
+    result is bound to ``env_kwargs`` (layout ranges such as Grasp's object indices depend on
+    them): build one per set of env kwargs.
     """
     kwargs = {k: v for k, v in dict(env_kwargs or {}).items() if k != "randomization"}
     probe = make_env(env_id, {**kwargs, "randomization": base})
@@ -261,6 +263,14 @@ class SB3Trainer:
         env_kwargs.pop("randomization", None)
         d["env_kwargs"] = env_kwargs
         d["randomization"] = merged_spec(self.env_id, fragment, base, env_kwargs)
+        eval_kwargs = dict(d.get("eval_env_kwargs") or {})
+        if eval_kwargs and "randomization" not in eval_kwargs:
+            # A spec is bound to its env kwargs (e.g. Grasp's object index range depends on
+            # object_set), so evaluation envs get the same merge over their own kwargs.
+            eval_kwargs["randomization"] = merged_spec(
+                self.env_id, fragment, base, {**env_kwargs, **eval_kwargs}
+            )
+            d["eval_env_kwargs"] = eval_kwargs
         return TrainConfig.from_dict(d)
 
     def __call__(self, request: TrainRequest) -> SB3PolicyFactory:
@@ -282,7 +292,8 @@ class SB3Trainer:
         (out / "simopt_request.json").write_text(
             json.dumps(
                 {"iteration": request.iteration, "spec": request.spec,
-                 "distribution": request.distribution.to_dict(),
+                 "distribution": None if request.distribution is None
+                 else request.distribution.to_dict(),
                  "warm_start_from": getattr(previous, "run_dir", None)},
                 indent=1, default=float,
             )
