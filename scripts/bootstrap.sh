@@ -16,5 +16,7 @@ if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
     pip install -q "torch==2.13.0"         # CPU machines: a known-good release (cached locally here)
   fi
 fi
-pip install -q -e ".[dev]" 2>&1 | grep -vE "^WARNING: Location|^ *$" || true
+if ! pip install -q -e ".[dev]" >.venv/install.log 2>&1; then
+  cat .venv/install.log; echo "bootstrap: pip install failed (log above, also in .venv/install.log)" >&2; exit 1
+fi
 .venv/bin/python -c "import simenvs, mujoco, torch, stable_baselines3; print('simenvs', simenvs.__version__, '| mujoco', mujoco.__version__, '| torch', torch.__version__, '| cuda', torch.cuda.is_available())"
