@@ -28,10 +28,10 @@ import gymnasium as gym  # noqa: E402
 import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 from _common import write  # noqa: E402
-from simenvs.agents.experts import make as make_expert  # noqa: E402
-from simenvs.envs.drone_race.env import DroneRaceEnv  # noqa: E402
 
 import simenvs  # noqa: E402, F401
+from simenvs.agents.experts import make as make_expert  # noqa: E402
+from simenvs.envs.drone_race.env import DroneRaceEnv  # noqa: E402
 
 PEER = {"state": 1371.0, "rgb_64x48": 157.0}
 TARGET = {"state": 13_700.0, "rgb_64x64": 1_000.0}

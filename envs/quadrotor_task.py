@@ -39,6 +39,8 @@ from typing import Any
 import mujoco
 import numpy as np
 from gymnasium import spaces
+
+from simenvs.core import ParamDef, SimEnv
 from simenvs.robots.quadrotor import (
     ACTION_MODES,
     Quadrotor,
@@ -47,8 +49,6 @@ from simenvs.robots.quadrotor import (
     get_preset,
     ground_effect_factor,
 )
-
-from simenvs.core import ParamDef, SimEnv
 
 __all__ = ["QuadrotorTask", "QUAD_STATE_LAYOUT"]
 

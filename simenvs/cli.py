@@ -113,6 +113,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lazy(path: str):
+    """A handler imported on call, so ``simenvs --help`` does not load torch."""
+
+    def run(args: argparse.Namespace) -> int:
+        import importlib
+
+        module, _, name = path.partition(":")
+        return getattr(importlib.import_module(module), name)(args)
+
+    return run
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="simenvs", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -138,16 +150,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--video-steps", type=int, default=100)
     s.add_argument("--out", default="runs/demo")
     s.set_defaults(func=cmd_demo)
-    from simenvs.agents.evaluate import add_eval_arguments, eval_command
-    from simenvs.agents.train import add_train_arguments, train_command
+    from simenvs.agents.cli_args import add_eval_arguments, add_train_arguments
 
     s = sub.add_parser("train", help="train an SB3 policy into a run folder (resumable)")
     add_train_arguments(s)
-    s.set_defaults(func=train_command)
+    s.set_defaults(func=_lazy("simenvs.agents.train:train_command"))
 
     s = sub.add_parser("eval", help="evaluate a run: success with a 95%% CI, failure modes, video")
     add_eval_arguments(s)
-    s.set_defaults(func=eval_command)
+    s.set_defaults(func=_lazy("simenvs.agents.evaluate:eval_command"))
 
     from simenvs.export import cli as export_cli
 

@@ -70,7 +70,8 @@ def test_params_reported_and_overridable(env_id):
     groups = {k.split(".")[0] for k in params}
     assert {"appearance", "dynamics", "sensor"} <= groups
     dyn = next(
-        p for p in env.unwrapped.registry
+        p
+        for p in env.unwrapped.registry
         if p.group == "dynamics" and not p.is_categorical and p.shape == () and p.dtype is float
     )
     lo, hi = (float(x) for x in dyn.bounds())

@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+
 from simenvs.agents.experts import make as make_expert
 from simenvs.envs.drone_race.env import DroneRaceEnv
 from simenvs.envs.drone_race.gates import HIT, NONE, PASS, WRONG_WAY, GateGeometry, classify

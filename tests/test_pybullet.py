@@ -463,6 +463,3 @@ def test_bench_measures_both_engines():
     assert c["mujoco_steps_per_s"] > 0 and c["pybullet_steps_per_s"] > 0
     with pytest.raises(ValueError, match="no env for task"):
         measure_steps_per_second("Grasp", "pybullet")
-
-
-

@@ -5,6 +5,7 @@ import math
 import mujoco
 import numpy as np
 import pytest
+
 from simenvs.robots.quadrotor import (
     GRAVITY,
     PRESETS,

@@ -25,6 +25,7 @@ import math
 from typing import Any
 
 import numpy as np
+
 from simenvs.robots.quadrotor import GRAVITY
 
 __all__ = ["DroneRaceExpert"]

@@ -11,6 +11,9 @@ from typing import Any
 
 import mujoco
 import numpy as np
+
+import simenvs.core.scene as scene
+from simenvs.core import ParamDef
 from simenvs.envs.drone_race.gates import HIDDEN_GROUP as _HIDDEN
 from simenvs.envs.drone_race.gates import (
     HIT,
@@ -25,9 +28,6 @@ from simenvs.envs.drone_race.textures import SPLITS, add_gate_textures
 from simenvs.envs.drone_race.tracks import TRACKS, Track, make_track
 from simenvs.envs.quadrotor_task import QuadrotorTask
 from simenvs.robots.quadrotor import QuadrotorParams, get_preset
-
-import simenvs.core.scene as scene
-from simenvs.core import ParamDef
 
 __all__ = ["DroneRaceEnv", "REWARD_WEIGHTS"]
 

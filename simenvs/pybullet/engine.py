@@ -37,9 +37,6 @@ CONTACT_TOLERANCE = 1e-3  # m: PyBullet manifold points closer than this count a
 _IMPLICIT = (int(mujoco.mjtIntegrator.mjINT_IMPLICIT), int(mujoco.mjtIntegrator.mjINT_IMPLICITFAST))
 
 
-
-
-
 class PyBulletQuadMixin:
     """Mixin: put it before a ``QuadrotorTask`` subclass to run that task on PyBullet.
 
