@@ -107,3 +107,14 @@ def test_metadata_and_layouts(env_id):
     assert sum(size for _, size, _ in base.state_layout()) == n_state
     assert len(base.action_layout()) == env.action_space.shape[0]
     env.close()
+
+
+def test_gymnasium_sync_vector_env(env_id):
+    """Reset info must stack across envs (fixed-size entries only)."""
+    venv = gym.make_vec(env_id, num_envs=2, vectorization_mode="sync")
+    obs, info = venv.reset(seed=0)
+    assert obs.shape[0] == 2
+    for _ in range(3):
+        obs, reward, term, trunc, info = venv.step(venv.action_space.sample())
+    assert reward.shape == (2,)
+    venv.close()

@@ -44,7 +44,7 @@ def test_check_env_state_and_perception_modes():
 
 
 def test_observation_modes_and_reset_info():
-    env = RooftopLandingEnv(obs_mode="state", randomization="none")
+    env = RooftopLandingEnv(obs_mode="state", randomization="none", map_info=True)
     obs, info = env.reset(seed=3)
     assert obs.shape == (26,) and env.observation_space.contains(obs)
     assert sum(n for _, n, _ in env.state_layout()) == 26
@@ -85,6 +85,7 @@ def test_determinism_and_layout_variety():
     def rollout(seed):
         env = RooftopLandingEnv()
         obs, info = env.reset(seed=seed)
+        info = {**info, **env.ground_truth()}
         rng = np.random.default_rng(0)
         out = [obs]
         for _ in range(30):

@@ -109,7 +109,9 @@ class RooftopLandingEnv(QuadrotorTask):
     **Options**: ``clutter_density`` (fix it; None: randomized), ``city_params``
     (``CityParams``), ``city`` (a fixed ``City`` for every episode), ``require_site``,
     ``n_distractors``, ``range_grid``, ``range_fov_deg``, ``range_max``, ``reward_weights``,
-    ``safe_config`` (``SafeMapConfig``), plus the QuadrotorTask ones (``preset`` default
+    ``safe_config`` (``SafeMapConfig``), ``map_info`` (put the per-episode maps and sites in the
+    reset info; off by default because their size changes per block, which vector envs cannot
+    stack — ``ground_truth()`` always returns them), plus the QuadrotorTask ones (``preset`` default
     "racer", ``action_mode``, ``ground_effect`` default True). Easy variant for RL smoke tests:
     ``clutter_density=0.0`` with ``obs_mode="state"``.
     """
@@ -138,6 +140,7 @@ class RooftopLandingEnv(QuadrotorTask):
         safe_config: SafeMapConfig | None = None,
         preset: str | QuadrotorParams = "racer",
         ground_effect: bool = True,
+        map_info: bool = False,
         **kwargs: Any,
     ):
         if clutter_density is not None and not (
@@ -172,6 +175,7 @@ class RooftopLandingEnv(QuadrotorTask):
         self._fixed_map: SafeMap | None = None
         self.require_site = bool(require_site)
         self.n_distractors = int(n_distractors)
+        self.map_info = bool(map_info)
         self.range_n = int(range_grid)
         self.range_fov = math.radians(float(range_fov_deg))
         self.range_max = float(range_max)
@@ -350,8 +354,18 @@ class RooftopLandingEnv(QuadrotorTask):
             d.cam_xpos[cams] = m.cam_pos[cams]
             d.cam_xmat[cams] = _quat_mats(np.asarray(m.cam_quat[cams])).reshape(-1, 9)
 
+    def ground_truth(self) -> dict[str, Any]:
+        """This episode's ground truth: safe / height / clearance maps (their size follows the
+        block), map origin and resolution, every candidate site (best first), the best site."""
+        return dict(self._reset_info)
+
     def reset_info(self) -> dict[str, Any]:
-        info = {**self._reset_info, "failure": ""}
+        # fixed-size entries only by default: the maps change size per block, which vector envs
+        # cannot stack; map_info=True (or ground_truth()) gives them
+        keys = self._reset_info if self.map_info else ("map_origin", "map_resolution", "best_site")
+        info = {k: self._reset_info[k] for k in keys}
+        info["num_sites"] = len(self._reset_info["sites"])
+        info["failure"] = ""
         if self.labels:
             info["safe_mask"] = self.safe_mask()
         return info
