@@ -210,15 +210,17 @@ def transfer() -> str | None:
                         name,
                         _n(p.get("truth"), 3),
                         _n(p.get("prior_mean"), 3),
-                        _n(p.get("final_mean", p.get("mean")), 3),
-                        _n(p.get("error_reduction", p.get("improvement")), 1),
+                        _n(p.get("mean"), 3),
+                        f"{_pct(p.get('rel_err_before'))} → {_pct(p.get('rel_err_after'))}",
+                        _n(p.get("identifiable")),
+                        _n(p.get("met")),
                     ]
                 )
     out = "### Sim-to-real transfer with SimOpt (`benchmarks/transfer.py`)\n\n" + _when(d) + "\n\n"
     if ident:
         out += _table(
             ["env", "reality", "parameter", "hidden truth", "prior mean", "adapted mean",
-             "error cut ×"], ident,
+             "error", "identifiable", "target met"], ident,
         ) + "\n\n"  # fmt: skip
     return out + _table(head, rows)
 
