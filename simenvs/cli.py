@@ -166,6 +166,15 @@ def build_parser() -> argparse.ArgumentParser:
     export_cli.add_arguments(s)
     s.set_defaults(func=export_cli.run)
 
+    from simenvs.pipeline import add_pipeline_arguments
+
+    s = sub.add_parser(
+        "pipeline",
+        help="the sim-to-real loop: train, real rollouts, SimOpt, fine-tune, export, report",
+    )
+    add_pipeline_arguments(s)
+    s.set_defaults(func=_lazy("simenvs.pipeline:cmd_pipeline"))
+
     from simenvs.simopt.cli import add_simopt_arguments, cmd_simopt
 
     s = sub.add_parser("simopt", help="adapt the dynamics randomization to real rollouts (SimOpt)")

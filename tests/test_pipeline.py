@@ -1,0 +1,181 @@
+"""``simenvs pipeline``: every stage end to end on a tiny budget, the report, and resuming.
+
+The smoke budget trains for seconds, so success numbers are meaningless here; what is checked
+is that each stage really ran (files, the adapted distribution reaching the fine-tune, the
+exported policy driving the hardware loop) and that a rerun skips finished stages while a
+stage left unfinished runs again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import re
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from simenvs.pipeline import (
+    BUDGETS,
+    DEFAULT_ENV_ID,
+    STAGE_NAMES,
+    STATE_FILE,
+    PipelineError,
+    add_pipeline_arguments,
+    run_pipeline,
+    sim_truth,
+)
+
+
+def _quiet() -> tuple[Console, io.StringIO]:
+    buf = io.StringIO()
+    return Console(file=buf, width=120), buf
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, str]:
+    out = tmp_path_factory.mktemp("pipeline") / "run"
+    con, buf = _quiet()
+    data = run_pipeline(out=out, budget="smoke", console=con)
+    return out, data, buf.getvalue()
+
+
+def test_every_stage_runs_and_writes_its_outputs(smoke_run: tuple[Path, dict, str]) -> None:
+    out, data, log = smoke_run
+    assert [n for n in STAGE_NAMES if data["stages"][n]["status"] == "done"] == list(STAGE_NAMES)
+    for name in STAGE_NAMES:
+        assert f"done {name} in" in log
+    for rel in [
+        "train/model.zip",
+        "train/config.json",
+        "real/iter_000.npz",
+        "simopt/simopt.json",
+        "simopt/simopt.png",
+        "simopt/distribution.json",
+        "finetune/adapted/model.zip",
+        "finetune/control/model.zip",
+        "export/policy.onnx",
+        "export/policy.pt",
+        "report/learning_curve.png",
+        "report/randomization.png",
+        "report/success.png",
+        "report.md",
+        "report.html",
+    ]:
+        assert (out / rel).is_file(), rel
+    assert (out / data["stages"]["export"]["result"]["metadata"]).is_file()
+    video = out / data["stages"]["report"]["result"]["media"]["video"]
+    assert video.suffix in (".mp4", ".gif") and video.stat().st_size > 1000
+    # the PyBullet reality's hidden airframe in MuJoCo terms: 0.88 * 0.93 / 1.08 thrust-to-weight
+    truth = data["stages"]["collect"]["result"]["truth_sim"]
+    assert truth["dynamics.quad.thrust_scale"] == pytest.approx(0.88 * 0.93 / 1.08)
+
+
+def test_report_links_existing_pictures_and_numbers(smoke_run: tuple[Path, dict, str]) -> None:
+    out, data, _ = smoke_run
+    md = (out / "report.md").read_text()
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
+    assert len(links) >= 4  # success chart, SimOpt convergence, learning curve, contact sheet
+    for link in links:
+        assert (out / link).is_file(), link
+    ev = data["stages"]["eval_real"]["result"]
+    for tag in ("before", "after", "control", "expert"):
+        assert ev[tag]["episodes"] == BUDGETS["smoke"]["real_eval"]
+        lo, hi = ev[tag]["ci95"]
+        assert 0.0 <= lo <= ev[tag]["success_rate"] <= hi <= 1.0
+    assert "95 % CI" in md and "| train |" in md and "policy.onnx" in md
+    assert "<img" in (out / "report.html").read_text()
+
+
+def test_adapted_distribution_reaches_the_finetune_and_not_the_control(
+    smoke_run: tuple[Path, dict, str],
+) -> None:
+    out, data, _ = smoke_run
+    so = data["stages"]["simopt"]["result"]
+    moved = [n for n in so["mean"] if so["mean"][n] != pytest.approx(so["prior_mean"][n])]
+    assert moved, "SimOpt did not update its distribution"
+    adapted = json.loads((out / "finetune/adapted/config.json").read_text())["randomization"]
+    control = json.loads((out / "finetune/control/config.json").read_text())["randomization"]
+    joint = adapted["joint"][0]
+    assert joint["mean"][0] == pytest.approx(so["mean"][joint["names"][0]])
+    assert "joint" not in control  # the control trains on the original (uniform) prior
+    assert control["dynamics.quad.thrust_scale"]["dist"] == "uniform"
+    ft = json.loads((out / "finetune/adapted/config.json").read_text())
+    assert ft["warm_start_from"].endswith("train")
+    hw = data["stages"]["hardware"]["result"]
+    assert hw["steps"] == BUDGETS["smoke"]["loop_steps"] and hw["policy_p50_ms"] > 0
+
+
+def test_rerun_skips_finished_stages_and_redoes_an_unfinished_one(
+    smoke_run: tuple[Path, dict, str],
+) -> None:
+    out, data, _ = smoke_run
+    model = out / "train/model.zip"
+    mtime = model.stat().st_mtime_ns
+    con, buf = _quiet()
+    again = run_pipeline(out=out, budget="smoke", console=con)
+    log = buf.getvalue()
+    assert "done train in" not in log and log.count("skipped") == len(STAGE_NAMES)
+    assert again["stages"] == data["stages"]
+    assert model.stat().st_mtime_ns == mtime
+    # a run killed during the hardware stage: its record and the report never got written
+    state = json.loads((out / STATE_FILE).read_text())
+    for name in ("hardware", "report"):
+        del state["stages"][name]
+    (out / STATE_FILE).write_text(json.dumps(state))
+    (out / "report.md").unlink()
+    con, buf = _quiet()
+    third = run_pipeline(out=out, budget="smoke", console=con)
+    log = buf.getvalue()
+    assert "done hardware in" in log and "done report in" in log
+    assert "done train in" not in log and "done simopt in" not in log
+    assert (out / "report.md").is_file() and third["stages"]["report"]["status"] == "done"
+    assert model.stat().st_mtime_ns == mtime
+
+
+def test_bad_settings_are_refused_with_clear_errors(
+    smoke_run: tuple[Path, dict, str], tmp_path: Path
+) -> None:
+    out, _, _ = smoke_run
+    con, _ = _quiet()
+    with pytest.raises(PipelineError, match="different settings.*--fresh"):
+        run_pipeline(out=out, budget="quick", console=con)
+    with pytest.raises(PipelineError, match="unknown budget 'huge'.*smoke"):
+        run_pipeline(out=tmp_path / "a", budget="huge", console=con)
+    with pytest.raises(PipelineError, match="no pipeline recipe.*DroneRace"):
+        run_pipeline("simenvs/Nope-v0", out=tmp_path / "b", console=con)
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "notes.txt").write_text("mine")
+    with pytest.raises(PipelineError, match="not a pipeline run folder"):
+        run_pipeline(out=busy, budget="smoke", console=con)
+    assert (busy / "notes.txt").exists()
+    with pytest.raises(PipelineError, match="cannot stand in.*proxy:nonsense"):
+        run_pipeline(out=tmp_path / "c", budget="smoke", real="proxy:nonsense", console=con)
+
+
+def test_cli_arguments() -> None:
+    p = add_pipeline_arguments(argparse.ArgumentParser())
+    a = p.parse_args([])
+    assert (a.env_id, a.budget, a.resume, a.real) == (DEFAULT_ENV_ID, "quick", True, None)
+    a = p.parse_args(["simenvs/RooftopLanding-v0", "--out", "x", "--fresh", "--budget", "full"])
+    assert (a.env_id, a.out, a.resume, a.budget) == (
+        "simenvs/RooftopLanding-v0",
+        "x",
+        False,
+        "full",
+    )
+    with pytest.raises(SystemExit):
+        p.parse_args(["--resume", "--fresh"])
+
+
+def test_sim_truth_passes_simulator_parameters_through() -> None:
+    class Hidden:
+        name = "proxy:hidden"
+        truth = {"dynamics.quad.mass": 0.9, "dynamics.quad.motor_tau": 0.05}
+
+    assert sim_truth(Hidden(), ["dynamics.quad.mass", "dynamics.quad.kf"]) == {
+        "dynamics.quad.mass": 0.9
+    }
