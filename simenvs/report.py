@@ -201,27 +201,27 @@ def _markdown(ctx: Any, res: dict[str, Any], media: dict[str, str], seconds: dic
             f"| control: same fine-tune on the prior | {ev['reality']} | {_fmt(ev['control'])} |"
         )
     L.append(f"| scripted expert (privileged) | {ev['reality']} | {_fmt(ev['expert'])} |\n")
-    verdict = (
-        "the intervals do not overlap"
-        if sep
-        else "the intervals overlap: more evaluation episodes (--budget full) are needed to call it"
-    )
+    if gain > 0 and sep:
+        verdict = "the intervals do not overlap"
+    elif gain > 0:
+        verdict = "the intervals overlap: more evaluation episodes (--budget full) would settle it"
+    else:
+        verdict = "no improvement in this run"
     text = (
         f"Adaptation changed success in the stand-in reality by **{gain:+.0f} points** ({verdict})."
     )
     if "control" in ev:
         c = ev["control"]
         d = 100 * (after["success_rate"] - c["success_rate"])
-        if d > 0:
-            sep_c = after["ci95"][0] > c["ci95"][1]
-            why = (
-                "intervals do not overlap"
-                if sep_c
-                else "intervals overlap, so this part is suggestive at this episode count"
-            )
+        if d > 0 and after["ci95"][0] > c["ci95"][1]:
             tail = (
-                f"the adapted fine-tune beats it by **{d:.0f} points** ({why}): the gain is "
-                "due to the adapted distribution, beyond what extra training gives."
+                f"the adapted fine-tune beats it by **{d:.0f} points** and the intervals do not "
+                "overlap: the gain comes from the adapted distribution, not from extra training."
+            )
+        elif d > 0:
+            tail = (
+                f"the adapted fine-tune is ahead by **{d:.0f} points**, but the intervals "
+                "overlap: suggestive, not conclusive, at this episode count."
             )
         else:
             tail = "extra training alone did as well here: no gain due to adaptation in this run."
@@ -326,33 +326,52 @@ def _markdown(ctx: Any, res: dict[str, Any], media: dict[str, str], seconds: dic
 
 
 def _html(md_text: str) -> str:
-    """A minimal HTML rendering of the report (images inline, tables as preformatted text)."""
+    """A small HTML rendering of the report: headings, paragraphs, images, tables, links."""
     import re
 
-    body = []
+    def inline(text: str) -> str:
+        text = html.escape(text)
+        text = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", text)
+        text = re.sub(r"`(.+?)`", r"<code>\1</code>", text)
+        return re.sub(r"\[([^\]]+)\]\(([^)]+)\)", r'<a href="\2">\1</a>', text)
+
+    body: list[str] = []
+    table: list[list[str]] = []
+
+    def flush() -> None:
+        if table:
+            head, *rows = [r for r in table if not set("".join(r)) <= set("-: ")]
+            body.append("<table border='1' cellpadding='4' style='border-collapse:collapse'>")
+            body.append("<tr>" + "".join(f"<th>{inline(c)}</th>" for c in head) + "</tr>")
+            for r in rows:
+                body.append("<tr>" + "".join(f"<td>{inline(c)}</td>" for c in r) + "</tr>")
+            body.append("</table>")
+            table.clear()
+
     for line in md_text.splitlines():
-        img = re.fullmatch(r"!\[(.*)\]\((.*)\)", line.strip())
+        s = line.strip()
+        if s.startswith("|"):
+            table.append([c.strip() for c in s.strip("|").split("|")])
+            continue
+        flush()
+        img = re.fullmatch(r"!\[(.*)\]\((.*)\)", s)
         if img:
             body.append(
                 f'<p><img alt="{html.escape(img[1])}" src="{html.escape(img[2])}" '
                 'style="max-width:100%"></p>'
             )
-        elif line.startswith("# "):
-            body.append(f"<h1>{html.escape(line[2:])}</h1>")
-        elif line.startswith("## "):
-            body.append(f"<h2>{html.escape(line[3:])}</h2>")
-        elif line.strip():
-            text = html.escape(line)
-            text = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", text)
-            text = re.sub(r"`(.+?)`", r"<code>\1</code>", text)
-            text = re.sub(r"\[([^\]]+)\]\(([^)]+)\)", r'<a href="\2">\1</a>', text)
-            tag = "pre" if line.startswith("|") else "p"
-            body.append(f"<{tag}>{text}</{tag}>")
+        elif s.startswith("# "):
+            body.append(f"<h1>{inline(s[2:])}</h1>")
+        elif s.startswith("## "):
+            body.append(f"<h2>{inline(s[3:])}</h2>")
+        elif s:
+            body.append(f"<p>{inline(s)}</p>")
+    flush()
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>simenvs pipeline report"
-        "</title></head><body style='font-family:sans-serif;max-width:60em;margin:auto'>"
+        "</title></head><body style='font-family:sans-serif;max-width:60em;margin:auto'>\n"
         + "\n".join(body)
-        + "</body></html>\n"
+        + "\n</body></html>\n"
     )
 
 
