@@ -26,50 +26,13 @@ os.environ.setdefault("MUJOCO_GL", "egl")  # before mujoco is imported
 
 import gymnasium as gym  # noqa: E402
 import mujoco  # noqa: E402
-import numpy as np  # noqa: E402
-from _common import write  # noqa: E402
+from _common import cpu_rate, expert_success, quad_env_rate, write  # noqa: E402
 
 import simenvs  # noqa: E402, F401
-from simenvs.agents.experts import make as make_expert  # noqa: E402
 from simenvs.envs.drone_race.env import DroneRaceEnv  # noqa: E402
 
 PEER = {"state": 1371.0, "rgb_64x48": 157.0}
 TARGET = {"state": 13_700.0, "rgb_64x64": 1_000.0}
-
-
-def _actions(env: gym.Env, n: int, seed: int = 0) -> np.ndarray:
-    """Hover plus small noise: long episodes, like a policy that mostly flies."""
-    hover = env.unwrapped.hover_action()
-    rng = np.random.default_rng(seed)
-    return np.clip(hover + 0.05 * rng.standard_normal((n, 4)), -1, 1).astype(np.float32)
-
-
-def cpu_rate(fn, seconds: float, min_calls: int) -> tuple[float, float]:
-    """(calls per CPU second of this process, calls per wall second). CPU time is the
-    one-core figure that other jobs on a shared machine disturb least."""
-    fn()
-    n, c0, w0 = 0, time.process_time(), time.perf_counter()
-    while True:
-        fn()
-        n += 1
-        w = time.perf_counter() - w0
-        if w >= seconds and n >= min_calls:
-            return n / (time.process_time() - c0), n / w
-
-
-def env_rate(env: gym.Env, seconds: float) -> tuple[float, float]:
-    acts = _actions(env, 4096)
-    env.reset(seed=0)
-    i = 0
-
-    def step() -> None:
-        nonlocal i
-        _, _, term, trunc, _ = env.step(acts[i & 4095])
-        i += 1
-        if term or trunc:
-            env.reset()
-
-    return cpu_rate(step, seconds, 200)
 
 
 def raw_rate(env: DroneRaceEnv, seconds: float) -> tuple[float, float]:
@@ -77,21 +40,6 @@ def raw_rate(env: DroneRaceEnv, seconds: float) -> tuple[float, float]:
     env.reset(seed=0)
     env.apply_action(env.hover_action())
     return cpu_rate(lambda: mujoco.mj_step(m, d), seconds, 1000)
-
-
-def expert_success(seeds: int) -> float:
-    env = DroneRaceEnv()
-    expert = make_expert(env)
-    wins = 0
-    for s in range(seeds):
-        obs, _ = env.reset(seed=s)
-        expert.reset()
-        while True:
-            obs, _, term, trunc, info = env.step(expert.act(obs))
-            if term or trunc:
-                break
-        wins += bool(info["is_success"])
-    return wins / seeds
 
 
 def main() -> None:
@@ -115,12 +63,12 @@ def main() -> None:
     }
     print(f"raw mj_step: {raw:,.0f}/s -> physics-only ceiling {ceiling:,.0f} env steps/s")
 
-    res["env_steps_per_s_state"], res["env_steps_per_s_state_wall"] = env_rate(env, t)
+    res["env_steps_per_s_state"], res["env_steps_per_s_state_wall"] = quad_env_rate(env, t)
     res["state_fraction_of_ceiling"] = res["env_steps_per_s_state"] / ceiling
     env.close()
     if "simenvs/DroneRace-v0" in gym.registry:
         wrapped = gym.make("simenvs/DroneRace-v0")
-        res["env_steps_per_s_state_gym_make"], _ = env_rate(wrapped, t)
+        res["env_steps_per_s_state_gym_make"], _ = quad_env_rate(wrapped, t)
         wrapped.close()
     for key in ("env_steps_per_s_state", "env_steps_per_s_state_gym_make"):
         if key in res:
@@ -130,7 +78,7 @@ def main() -> None:
             )
 
     cam = DroneRaceEnv(obs_mode="rgb", image_size=(64, 64))
-    rgb, rgb_wall = env_rate(cam, t)
+    rgb, rgb_wall = quad_env_rate(cam, t)
     cam.close()
     res["env_steps_per_s_rgb_64x64"], res["env_steps_per_s_rgb_64x64_wall"] = rgb, rgb_wall
     print(
@@ -141,7 +89,8 @@ def main() -> None:
     res["targets"] = TARGET
 
     t0 = time.perf_counter()
-    res["expert_lap_success_default_randomization"] = expert_success(args.expert_seeds)
+    success = expert_success(DroneRaceEnv(), args.expert_seeds)
+    res["expert_lap_success_default_randomization"] = success
     res["expert_seeds"] = args.expert_seeds
     print(
         f"expert lap completion: {res['expert_lap_success_default_randomization']:.0%} of "

@@ -30,10 +30,9 @@ os.environ.setdefault("MUJOCO_GL", "egl")  # before mujoco is imported
 import gymnasium as gym  # noqa: E402
 import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
-from _common import write  # noqa: E402
+from _common import cpu_rate, expert_success, quad_env_rate, write  # noqa: E402
 
 import simenvs  # noqa: E402, F401
-from simenvs.agents.experts import make as make_expert  # noqa: E402
 from simenvs.envs.rooftop_landing.city import generate_city  # noqa: E402
 from simenvs.envs.rooftop_landing.env import RooftopLandingEnv  # noqa: E402
 from simenvs.envs.rooftop_landing.safe_map import compute_safe_map  # noqa: E402
@@ -41,36 +40,6 @@ from simenvs.robots.quadrotor import add_quadrotor  # noqa: E402
 
 PEER = {"state": 1371.0, "rgb_64x48": 157.0}
 TARGET = {"state": 13_700.0, "rgb_64x64": 1_000.0, "scene_generation_ms": 20.0}
-
-
-def cpu_rate(fn, seconds: float, min_calls: int) -> tuple[float, float]:
-    """(calls per CPU second of this process, calls per wall second)."""
-    fn()
-    n, c0, w0 = 0, time.process_time(), time.perf_counter()
-    while True:
-        fn()
-        n += 1
-        w = time.perf_counter() - w0
-        if w >= seconds and n >= min_calls:
-            return n / (time.process_time() - c0), n / w
-
-
-def env_rate(env: gym.Env, seconds: float) -> tuple[float, float]:
-    """Hover plus small noise (long episodes, like a policy that mostly flies)."""
-    hover = env.unwrapped.hover_action()
-    rng = np.random.default_rng(0)
-    acts = np.clip(hover + 0.05 * rng.standard_normal((4096, 4)), -1, 1).astype(np.float32)
-    env.reset(seed=0)
-    i = 0
-
-    def step() -> None:
-        nonlocal i
-        _, _, term, trunc, _ = env.step(acts[i & 4095])
-        i += 1
-        if term or trunc:
-            env.reset()
-
-    return cpu_rate(step, seconds, 200)
 
 
 def raw_rate(m: mujoco.MjModel, d: mujoco.MjData, seconds: float) -> tuple[float, float]:
@@ -83,21 +52,6 @@ def ms_per_call(fn, n: int) -> float:
     for _ in range(n):
         fn()
     return 1e3 * (time.process_time() - c0) / n
-
-
-def expert_success(seeds: int) -> float:
-    env = RooftopLandingEnv()
-    expert = make_expert(env)
-    wins = 0
-    for s in range(seeds):
-        obs, _ = env.reset(seed=s)
-        expert.reset()
-        while True:
-            obs, _, term, trunc, info = env.step(expert.act(obs))
-            if term or trunc:
-                break
-        wins += bool(info["is_success"])
-    return wins / seeds
 
 
 def main() -> None:
@@ -140,11 +94,11 @@ def main() -> None:
         f"{raw_quad:,.0f}/s) -> physics-only ceiling {ceiling:,.0f} env steps/s"
     )
 
-    res["env_steps_per_s_state"], res["env_steps_per_s_state_wall"] = env_rate(env, t)
+    res["env_steps_per_s_state"], res["env_steps_per_s_state_wall"] = quad_env_rate(env, t)
     res["state_fraction_of_ceiling"] = res["env_steps_per_s_state"] / ceiling
     if "simenvs/RooftopLanding-v0" in gym.registry:
         wrapped = gym.make("simenvs/RooftopLanding-v0")
-        res["env_steps_per_s_state_gym_make"], _ = env_rate(wrapped, t)
+        res["env_steps_per_s_state_gym_make"], _ = quad_env_rate(wrapped, t)
         wrapped.close()
     for key in ("env_steps_per_s_state", "env_steps_per_s_state_gym_make"):
         if key in res:
@@ -158,7 +112,7 @@ def main() -> None:
         ("rgb_64x64_labels", dict(obs_mode="rgb", labels=True)),
     ):
         cam = RooftopLandingEnv(image_size=(64, 64), **kw)
-        r, rw = env_rate(cam, t)
+        r, rw = quad_env_rate(cam, t)
         cam.close()
         res[f"env_steps_per_s_{name}"], res[f"env_steps_per_s_{name}_wall"] = r, rw
         print(f"env steps/s {name}: {r:,.0f} (wall {rw:,.0f})")
@@ -197,7 +151,8 @@ def main() -> None:
     res["targets"] = TARGET
 
     t0 = time.perf_counter()
-    res["expert_success_default_randomization"] = expert_success(args.expert_seeds)
+    success = expert_success(RooftopLandingEnv(), args.expert_seeds)
+    res["expert_success_default_randomization"] = success
     res["expert_seeds"] = args.expert_seeds
     print(
         f"expert success: {res['expert_success_default_randomization']:.0%} of "
