@@ -127,6 +127,7 @@ class SimEnv(gym.Env):
 
         self.streams = Streams(None)
         self.params: dict[str, Any] = {}
+        self._sensor_active = False
         self.step_count = 0
         self._renderer: SceneRenderer | None = None
         self._closed = False
@@ -235,6 +236,8 @@ class SimEnv(gym.Env):
                 self.streams._gens[k] = fresh[k]
         params = self._bound.sample(self.streams, options.get("params"))
         self.params = params
+        # camera effects are per episode: decide once whether any departs from neutral
+        self._sensor_active = any(params.get(k, v) != v for k, v in SENSOR_DEFAULTS.items())
         if self.needs_rebuild():
             self._compile(self.build_spec(self.streams.layout))
         model, data = self.model, self.data
@@ -386,10 +389,6 @@ class SimEnv(gym.Env):
         depth = apply_depth_noise(depth, self.params, self.streams.noise)
         q = np.clip(depth / self.depth_max, 0.0, 1.0) * 255.0 + 0.5
         return q.astype(np.uint8)[..., None]
-
-    @property
-    def _sensor_active(self) -> bool:
-        return any(self.params.get(k, v) != v for k, v in SENSOR_DEFAULTS.items())
 
     # ---- internals ----------------------------------------------------------------------
     def _compile(self, spec: mujoco.MjSpec) -> None:
