@@ -8,14 +8,16 @@ supplies its task part of the state with ``task_state()`` / ``task_state_layout(
 ``evaluate()`` using the helpers here (``quad_failure``, ``quad_contacts``, ``rate_penalty``,
 ``action_change_penalty``). ``ground_height(x, y)`` (default 0) may be overridden for ground
 effect and ground crashes over uneven terrain. ``self.quad`` (a ``Quadrotor``, rebound after
-every compile) offers live views ``v_pos``/``v_vel``/``v_xmat``/``v_angvel`` for cheap reads;
-``task_state()`` may return a list of floats.
+every compile) offers live views ``v_pos``/``v_vel``/``v_quat``/``v_angvel`` and ``rot_list()``
+(the attitude of the current ``qpos``; MuJoCo's ``xmat`` lags it by one substep after a step)
+for cheap reads; ``task_state()`` may return a list of floats (fastest) or an array.
 
 State observation (float32), in this order::
 
     pos         3  m      world-frame position of the body centre
     vel         3  m/s    world-frame linear velocity
-    rot         9  1      body-to-world rotation matrix R, row-major (R[:, 2] = body z in world)
+    rot         9  1      body-to-world rotation matrix R, row-major (R[:, 2] = body z in world),
+                          of the current attitude (from the quaternion in qpos)
     body_rates  3  rad/s  angular velocity in body axes (what a gyro measures)
     <task>      k         task_state_layout()
     last_action 4  1      the previous normalized action commanded by the policy (hover
@@ -33,6 +35,7 @@ Actions (``action_mode``): "ctbr" = (collective thrust, roll rate, pitch rate, y
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Sequence
 from typing import Any
 
@@ -111,7 +114,10 @@ class QuadrotorTask(SimEnv):
         self._has_wind = False
         self._imu_noisy = False
         self._imu_std = np.zeros(_NQ)
-        self._obs_buf: np.ndarray | None = None
+        # arena bounds and crash height as plain floats (numpy scalars compare slowly)
+        lo, hi = self.arena_low.tolist(), self.arena_high.tolist()
+        self._arena_l = (lo[0], lo[1], hi[0], hi[1], hi[2], 0.5 * self.quad_params.body_height)
+        self._uneven = type(self).ground_height is not QuadrotorTask.ground_height
         super().__init__(**kwargs)
 
     # ------------------------------------------------------------------ scene
@@ -233,7 +239,7 @@ class QuadrotorTask(SimEnv):
         a = action.tolist()
         q = self.quad
         q.apply(a)
-        if self._has_wind:
+        if self._has_wind:  # drag reference in the body axes of the current attitude
             q.apply_wind(self._wind_l)
         if self.ground_effect:
             self._apply_ground_effect()
@@ -247,8 +253,9 @@ class QuadrotorTask(SimEnv):
         q, d = self.quad, self.data
         x, y, z = d.qpos[q.pos_slice]
         f = ground_effect_factor(z - self.ground_height(x, y), q.p.prop_radius)
-        zaxis = d.xmat[q.body_id, 2::3]
-        d.xfrc_applied[q.body_id, :3] = (f - 1.0) * q.thrust(d) * zaxis
+        r = q.rot_list()
+        k = (f - 1.0) * q.thrust(d)
+        d.xfrc_applied[q.body_id, :3] = (k * r[2], k * r[5], k * r[8])  # along body z
 
     # ------------------------------------------------------------------ observations
     def task_state(self) -> np.ndarray | list[float]:
@@ -268,10 +275,16 @@ class QuadrotorTask(SimEnv):
 
     def quad_state(self) -> np.ndarray:
         """The 18 quad entries (pos, vel, rot, body_rates) with IMU noise, float64."""
+        return np.array(self._quad_state_list())
+
+    def _quad_state_list(self) -> list[float]:
+        """``quad_state`` as Python floats (draws the IMU noise of one observation)."""
         q = self.quad
-        o = np.concatenate((q.v_pos, q.v_vel, q.v_xmat, q.v_angvel))
+        p = q.v_qpos.tolist()
+        v = q.v_qvel.tolist()
+        o = p[:3] + v[:3] + q.rot_list(p[3:]) + v[3:]
         if self._imu_noisy:
-            o += self._imu_noise()
+            o = list(map(operator.add, o, self._imu_noise().tolist()))
         return o
 
     def _imu_noise(self) -> np.ndarray:
@@ -287,31 +300,30 @@ class QuadrotorTask(SimEnv):
         return self._noise_buf[i]
 
     def state_obs(self) -> np.ndarray:
-        q = self.quad
-        if self._imu_noisy:
-            return np.concatenate(
-                (self.quad_state(), self.task_state(), self.last_action), dtype=np.float32
-            )
-        return np.concatenate(
-            (q.v_pos, q.v_vel, q.v_xmat, q.v_angvel, self.task_state(), self.last_action),
-            dtype=np.float32,
-        )
+        # one list of Python floats and one conversion: several times cheaper than
+        # concatenating six small arrays (values are the float64 ones rounded to float32)
+        o = self._quad_state_list()
+        task = self.task_state()
+        o += task if type(task) is list else np.asarray(task, dtype=np.float64).ravel().tolist()
+        o += self.last_action.tolist()
+        return np.array(o, dtype=np.float32)
 
     def neutral_action(self) -> np.ndarray:
         """Hover: what the latency queue holds and ``last_action`` shows after reset."""
         return self.quad.hover_action()
 
     # ------------------------------------------------------------------ evaluation helpers
-    def quad_failure(self) -> str:
-        """Empty string while flying normally, else "diverged", "ground" or "out_of_arena"."""
-        q = self.quad
-        x, y, z = q.v_pos.tolist()
+    def quad_failure(self, pos: Sequence[float] | None = None) -> str:
+        """Empty string while flying normally, else "diverged", "ground" or "out_of_arena"
+        (``pos``: the body position as 3 floats, if the caller has read it already)."""
+        x, y, z = self.quad.v_pos.tolist() if pos is None else pos
         if not (math.isfinite(x) and math.isfinite(y) and math.isfinite(z)):
             return "diverged"
-        if z - self.ground_height(x, y) < 0.5 * q.p.body_height:
+        x0, y0, x1, y1, z1, half_h = self._arena_l
+        gh = self.ground_height(x, y) if self._uneven else 0.0
+        if z - gh < half_h:
             return "ground"
-        lo, hi = self.arena_low, self.arena_high
-        if not (lo[0] <= x <= hi[0] and lo[1] <= y <= hi[1] and z <= hi[2]):
+        if not (x0 <= x <= x1 and y0 <= y <= y1 and z <= z1):
             return "out_of_arena"
         return ""
 

@@ -34,9 +34,11 @@ What this simplifies (say it when comparing with hardware):
 
 Public API: ``QuadrotorParams``, ``PRESETS``, ``get_preset``, ``add_quadrotor`` (builder),
 ``Quadrotor`` (ids, action mapping, state readout, resets, ``param_defs``; after
-``bind_data(data)`` the allocation-free fast path ``apply``/``apply_wind`` and live views
-``v_pos``/``v_vel``/``v_xmat``/``v_angvel``), ``ground_effect_factor``, ``ACTION_MODES``,
-``GRAVITY``. The mass and inertia params also update MuJoCo 4's cached ``dof_M0`` (the quad
+``bind_data(data)`` the allocation-free fast path ``apply``/``apply_wind``, live views
+``v_pos``/``v_vel``/``v_quat``/``v_angvel`` and ``rot_list()``, the current attitude),
+``quat_to_rot``/``quats_to_rots`` (the attitude of ``qpos``: MuJoCo's ``xmat`` is one substep
+old after ``mj_step``), ``ground_effect_factor``, ``ACTION_MODES``, ``GRAVITY``.
+The mass and inertia params also update MuJoCo 4's cached ``dof_M0`` (the quad
 is a "simple" body whose mass matrix is a compile-time constant).
 
 Element names (prefix ``quad`` by default):
@@ -66,6 +68,8 @@ __all__ = [
     "add_quadrotor",
     "get_preset",
     "ground_effect_factor",
+    "quat_to_rot",
+    "quats_to_rots",
 ]
 
 GRAVITY = 9.81
@@ -221,6 +225,41 @@ def ground_effect_factor(height: float, prop_radius: float, max_factor: float = 
     return min(max_factor, 1.0 / (1.0 - r * r))
 
 
+def quat_to_rot(w: float, x: float, y: float, z: float) -> list[float]:
+    """Row-major rotation matrix of a unit quaternion (w, x, y, z) as 9 Python floats.
+
+    MuJoCo's ``xmat`` is computed at the start of ``mj_step``, before the integration, so after
+    a step it lags ``qpos`` by one substep; this gives the attitude of the current ``qpos``.
+    ``quats_to_rots`` is the same arithmetic over arrays (bit-identical results).
+    """
+    q00, q01, q02, q03 = w * w, w * x, w * y, w * z
+    q11, q12, q13 = x * x, x * y, x * z
+    q22, q23, q33 = y * y, y * z, z * z
+    return [
+        q00 + q11 - q22 - q33, 2.0 * (q12 - q03), 2.0 * (q13 + q02),
+        2.0 * (q12 + q03), q00 - q11 + q22 - q33, 2.0 * (q23 - q01),
+        2.0 * (q13 - q02), 2.0 * (q23 + q01), q00 - q11 - q22 + q33,
+    ]  # fmt: skip
+
+
+def quats_to_rots(quat: np.ndarray) -> np.ndarray:
+    """``quat_to_rot`` over an (..., 4) array of unit quaternions: (..., 9) row-major matrices
+    (for batched code that must match the single env bit for bit)."""
+    q = np.asarray(quat, dtype=np.float64)
+    w, x, y, z = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
+    q00, q01, q02, q03 = w * w, w * x, w * y, w * z
+    q11, q12, q13 = x * x, x * y, x * z
+    q22, q23, q33 = y * y, y * z, z * z
+    return np.stack(
+        [
+            q00 + q11 - q22 - q33, 2.0 * (q12 - q03), 2.0 * (q13 + q02),
+            2.0 * (q12 + q03), q00 - q11 + q22 - q33, 2.0 * (q23 - q01),
+            2.0 * (q13 - q02), 2.0 * (q23 + q01), q00 - q11 - q22 + q33,
+        ],
+        axis=-1,
+    )  # fmt: skip
+
+
 def _check_mode(action_mode: str) -> str:
     if action_mode not in ACTION_MODES:
         raise ValueError(f"unknown action_mode {action_mode!r}; choose from {list(ACTION_MODES)}")
@@ -311,8 +350,10 @@ def add_quadrotor(
             rgba=[0.9, 0.25, 0.2, 0.6] if front else [0.3, 0.3, 0.35, 0.6],
             **vis,
         )
-        body.add_site(name=f"{prefix}_rotor{i}", pos=[x, y, 0.0], size=[0.005, 0, 0])
-    body.add_site(name=f"{prefix}_imu", pos=[0.0, 0.0, 0.0], size=[0.005, 0, 0])
+        # sites sit inside the airframe geoms: group 3 (not rendered by default) saves a
+        # draw call each on every camera frame
+        body.add_site(name=f"{prefix}_rotor{i}", pos=[x, y, 0.0], size=[0.005, 0, 0], group=3)
+    body.add_site(name=f"{prefix}_imu", pos=[0.0, 0.0, 0.0], size=[0.005, 0, 0], group=3)
 
     tilt = p.fpv_tilt_deg if fpv_tilt_deg is None else float(fpv_tilt_deg)
     body.add_camera(
@@ -462,7 +503,12 @@ class Quadrotor:
         self.v_quat = data.qpos[self.quat_slice]
         self.v_vel = data.qvel[self.vel_slice]
         self.v_angvel = data.qvel[self.angvel_slice]
-        self.v_xmat = data.xmat[self.body_id]
+        self.v_xmat = data.xmat[self.body_id]  # NB: one substep old after mj_step; see rot_list
+        q, v = self.qpos_adr, self.qvel_adr
+        self.v_qpos = data.qpos[q : q + 7]  # pos + quat
+        self.v_qvel = data.qvel[v : v + 6]  # linear + angular velocity
+        self._rot_key: list[float] | None = None
+        self._rot_val: list[float] = []
         self._ctrl = data.ctrl
         self._cmd_idx = [int(i) for i in self.cmd_ids]
         self._drag_idx = [int(i) for i in self.drag_ids]
@@ -480,9 +526,22 @@ class Quadrotor:
                 u = action[i] * sc[i] + of[i]
                 c[idx[i]] = u * u
 
+    def rot_list(self, quat: list[float] | None = None) -> list[float]:
+        """Current body-to-world rotation (row-major, 9 floats) of the bound data, from the
+        quaternion in ``qpos`` (``xmat`` lags it by a substep after ``mj_step``; ``quat``:
+        that quaternion if the caller has already read it). Cached on the quaternion's
+        value, so the observation and the next step's wind share one computation; treat
+        the returned list as read-only."""
+        qt = self.v_quat.tolist() if quat is None else quat
+        if qt != self._rot_key:
+            self._rot_key = qt
+            self._rot_val = quat_to_rot(*qt)
+        return self._rot_val
+
     def apply_wind(self, wind: Sequence[float]) -> None:
-        """Fast ``set_wind`` for the bound data (``wind``: 3 floats, world frame)."""
-        r = self.v_xmat.tolist()
+        """Fast ``set_wind`` for the bound data (``wind``: 3 floats, world frame), in the
+        body axes of the current attitude."""
+        r = self.rot_list()
         wx, wy, wz = wind
         c, idx = self._ctrl, self._drag_idx
         for k in range(3):  # (R^T w)_k = column k of R dotted with w
@@ -523,8 +582,7 @@ class Quadrotor:
 
     def set_wind(self, data: mujoco.MjData, wind_world: np.ndarray) -> None:
         """Air velocity in body axes as the drag actuators' reference (call once per step)."""
-        r = data.xmat[self.body_id].reshape(3, 3)
-        data.ctrl[self._drag_slice] = wind_world @ r
+        data.ctrl[self._drag_slice] = np.asarray(wind_world, dtype=float) @ self.rot(data)
 
     def thrust(self, data: mujoco.MjData) -> float:
         """Current total thrust (N) along body z."""
@@ -540,8 +598,9 @@ class Quadrotor:
         return data.qvel[self.vel_slice].copy()
 
     def rot(self, data: mujoco.MjData) -> np.ndarray:
-        """Body-to-world rotation matrix (3x3)."""
-        return data.xmat[self.body_id].reshape(3, 3).copy()
+        """Body-to-world rotation matrix (3x3) of the current ``qpos`` (not the ``xmat`` of
+        the last ``mj_step``, which is one substep old)."""
+        return np.array(quat_to_rot(*data.qpos[self.quat_slice].tolist())).reshape(3, 3)
 
     def body_rates(self, data: mujoco.MjData) -> np.ndarray:
         """Angular velocity in body axes (rad/s) — MuJoCo's free-joint convention."""

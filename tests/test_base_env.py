@@ -204,3 +204,79 @@ def test_gymnasium_and_sb3_checkers():
         check_env(e, skip_render_check=True)
         sb3_check(e, warn=False)
         e.close()
+
+
+def test_frustum_culling_is_exact():
+    """Geoms outside a camera's frustum are left out of the scene, and images stay identical
+    bit for bit: primitives (resized in place), meshes, cameras all around, odd aspects."""
+    import mujoco
+
+    from simenvs.core.rendering import SceneRenderer
+
+    rng = np.random.default_rng(0)
+    kinds = ["sphere", "capsule", "ellipsoid", "cylinder", "box"]
+    geoms = "".join(
+        f'<geom type="{kinds[i % 5]}" size="{rng.uniform(0.05, 0.3)} {rng.uniform(0.05, 0.3)} '
+        f'{rng.uniform(0.05, 0.3)}" pos="{" ".join(map(str, rng.uniform(-3, 3, 3)))}" '
+        f'rgba="{rng.uniform()} {rng.uniform()} {rng.uniform()} 1"/>'
+        for i in range(40)
+    )
+    meshes = "".join(
+        f'<geom type="mesh" mesh="m{i}" pos="{" ".join(map(str, rng.uniform(-3, 3, 3)))}"/>'
+        for i in range(3)
+    )
+    verts = " ".join(
+        f'<mesh name="m{i}" vertex="{" ".join(map(str, rng.uniform(-0.4, 0.4, 24)))}"/>'
+        for i in range(3)
+    )
+    xml = f"""<mujoco><asset>{verts}</asset><worldbody>
+      <light pos="0 0 6" dir="0 0 -1"/><geom type="plane" size="5 5 5" pos="0 0 -3.5"/>
+      <body name="cam" mocap="true"><camera name="c" fovy="70"/></body>{geoms}{meshes}
+    </worldbody></mujoco>"""
+    model = mujoco.MjModel.from_xml_string(xml)
+    data = mujoco.MjData(model)
+    r = SceneRenderer(model, 96, 96)
+    culled = 0
+    for k in range(24):
+        data.mocap_pos[0] = rng.uniform(-2, 2, 3)
+        data.mocap_quat[0] = rng.normal(size=4)
+        data.mocap_quat[0] /= np.linalg.norm(data.mocap_quat[0])
+        model.geom_size[1 + k % 40] *= 1.5  # bounds follow in-place size edits
+        model.cam_fovy[0] = rng.uniform(30, 120)
+        mujoco.mj_forward(model, data)
+        w, h = (96, 40) if k % 2 else (50, 96)
+        for mode in ("rgb", "depth"):
+            r._camera_for("c")
+            out = r._outside_frustum(data, r._cam_id, w, h)
+            culled += 0 if out is None else len(out)
+            a = r.render(data, "c", w, h, mode)
+            r._outside_frustum = lambda *args: None
+            b = r.render(data, "c", w, h, mode)
+            del r._outside_frustum
+            assert np.array_equal(a, b), (k, mode)
+    assert culled > 24 * 2 * 10  # most geoms are outside a random view
+    # no skybox texture: the skybox and haze passes are off, and turning them on changes nothing
+    flags = mujoco.mjtRndFlag
+    assert not r.scene.flags[flags.mjRND_SKYBOX] and not r.scene.flags[flags.mjRND_HAZE]
+    a = r.render(data, "c", 64, 64)
+    r.scene.flags[flags.mjRND_SKYBOX] = r.scene.flags[flags.mjRND_HAZE] = True
+    assert np.array_equal(a, r.render(data, "c", 64, 64))
+    r.close()
+
+
+def test_gaussian_image_noise_statistics():
+    """The table-driven additive noise has the requested std, zero mean, and clips at 0/255."""
+    from simenvs.randomization.sensor import apply_image_noise
+
+    rng = np.random.default_rng(0)
+    img = np.full((128, 128, 3), 100, np.uint8)
+    for std in (0.7, 3.0, 12.0):
+        out = apply_image_noise(img, {"sensor.image.gaussian_std": std}, rng).astype(float)
+        assert abs(out.mean() - 100.0) < 0.05 * std + 0.02
+        assert abs(out.std() - std) < 0.03 * std + 0.05  # rounding adds ~1/12 variance
+    dark = apply_image_noise(np.zeros((64, 64, 3), np.uint8), {"sensor.image.gaussian_std": 8.0},
+                             rng)  # fmt: skip
+    assert dark.min() == 0 and 0.4 < (dark == 0).mean() < 0.6
+    a = apply_image_noise(img, {"sensor.image.gaussian_std": 3.0}, np.random.default_rng(5))
+    b = apply_image_noise(img, {"sensor.image.gaussian_std": 3.0}, np.random.default_rng(5))
+    assert np.array_equal(a, b) and not np.array_equal(a, img)

@@ -285,3 +285,40 @@ def test_expert_other_tracks_and_moving_gates(track):
         wins += info["is_success"]
     assert wins >= 3
     e.close()
+
+
+@pytest.mark.parametrize("moving", [False, True])
+def test_gate_culling_changes_nothing(moving):
+    """Testing only the gates that may be in reach (the others provably are not) gives the
+    same observations, rewards, passes and crashes as testing every gate every step, through
+    an expert lap."""
+    from simenvs.agents.experts import make as make_expert
+
+    runs = []
+    for cull in (True, False):
+        e = DroneRaceEnv(moving_gates=moving, n_distractors=0)
+        visits = []  # gates tested per step (None: all)
+
+        def candidates(*a, cand=e._gate_candidates, visits=visits, cull=cull):
+            visits.append(cand(*a) if cull else None)
+            return visits[-1]
+
+        e._gate_candidates = candidates
+        expert = make_expert(e)
+        obs, _ = e.reset(seed=4)
+        expert.reset()
+        out = []
+        for _ in range(400):
+            obs, r, term, trunc, info = e.step(expert.act(obs))
+            out.append((obs, r, info["gates_passed"], info["crash_reason"]))
+            if term or trunc:
+                break
+        runs.append(out)
+        if cull:  # few full scans; otherwise the one or two gates near the quad
+            assert sum(v is None for v in visits) < 0.1 * len(visits)
+            assert np.mean([len(v) for v in visits if v is not None]) <= 2.5 < e.n_gates
+        e.close()
+    a, b = runs
+    assert len(a) == len(b) and a[-1][2] >= 4
+    for x, y in zip(a, b):
+        assert np.array_equal(x[0], y[0]) and x[1:] == y[1:]

@@ -269,3 +269,36 @@ def test_task_ground_effect_imu_noise_and_motor_mode():
     assert np.allclose(quiet[:15], noisy[:15])
     assert 0.0 < np.abs(noisy[15:18] - quiet[15:18]).max() < 0.3
     env.close()
+
+
+def test_attitude_is_current_not_one_substep_old():
+    """After a step MuJoCo's ``xmat`` still holds the attitude from before the last substep's
+    integration; the observation, the wind frame and ``rot`` use the current ``qpos``."""
+    import mujoco
+
+    from simenvs.envs.drone_race.env import DroneRaceEnv
+    from simenvs.robots.quadrotor import quat_to_rot, quats_to_rots
+
+    env = DroneRaceEnv(randomization="none", n_distractors=0)
+    env.reset(seed=0, options={"params": {"dynamics.quad.wind": [1.5, -1.0, 0.3]}})
+    q, d = env.quad, env.data
+    a = env.hover_action() + np.array([0.0, 0.8, -0.5, 0.6])  # spin up: R changes fast
+    for _ in range(6):
+        obs, *_ = env.step(a)
+    stale = d.xmat[q.body_id].copy()
+    mujoco.mj_kinematics(env.model, d)
+    now = d.xmat[q.body_id].copy()
+    assert np.abs(stale - now).max() > 1e-3  # the lag is real at these rates
+    assert np.allclose(obs[6:15], now, atol=1e-6)
+    assert np.allclose(q.rot(d).ravel(), now, atol=1e-12)
+    env.apply_action(a)  # the drag reference is the wind in the current body axes
+    assert np.allclose(d.ctrl[q.drag_ids], np.array([1.5, -1.0, 0.3]) @ now.reshape(3, 3))
+    quats = np.random.default_rng(0).normal(size=(50, 4))
+    quats /= np.linalg.norm(quats, axis=1, keepdims=True)
+    rows = np.array([quat_to_rot(*x) for x in quats.tolist()])
+    assert np.array_equal(quats_to_rots(quats), rows)  # bit-identical scalar and array forms
+    for x, r in zip(quats, rows):
+        m = np.empty(9)
+        mujoco.mju_quat2Mat(m, x)
+        assert np.allclose(m, r, atol=1e-15)
+    env.close()

@@ -70,7 +70,7 @@ class DroneRaceExpert:
         q, d = e.quad, e.data
         p = d.qpos[q.pos_slice]
         v = d.qvel[q.vel_slice]
-        R = d.xmat[q.body_id].reshape(3, 3)
+        R = np.array(q.rot_list()).reshape(3, 3)  # current attitude (xmat lags a substep)
         k = e._target
         c = e._g_pos[k]
         n = e._normals[k]

@@ -84,6 +84,7 @@ class DroneRaceEnv(QuadrotorTask):
 
     max_episode_steps = 1200
     expert_entry_point = "simenvs.agents.experts.drone_race:DroneRaceExpert"
+    static_meshes = True  # gate meshes are fixed: frustum culling caches their bounds
 
     def __init__(
         self,
@@ -218,6 +219,7 @@ class DroneRaceEnv(QuadrotorTask):
         mats = np.array([m.material(n).id for n in self._gate_mats])
         sq = np.array([m.geom(n).id for n in self._square_geoms])
         rd = np.array([m.geom(n).id for n in self._round_geoms])
+        self._frame_geoms = (sq, rd)
         frames = np.concatenate([sq, rd])
         self._gate_mocap = np.array(
             [m.body_mocapid[m.body(f"gate{i}").id] for i in range(MAX_GATES)]
@@ -329,6 +331,8 @@ class DroneRaceEnv(QuadrotorTask):
         d = self.data
         mocap = self._gate_mocap
         d.mocap_pos[mocap] = [0.0, 0.0, -50.0]
+        for ids in self._frame_geoms:  # unused gates: parked below the floor, not drawn
+            self.model.geom_group[ids[n:]] = _HIDDEN
         d.mocap_pos[mocap[:n]] = pos
         d.mocap_quat[mocap[:n]] = np.stack(
             [np.cos(yaw / 2), np.zeros(n), np.zeros(n), np.sin(yaw / 2)], axis=1
@@ -351,6 +355,10 @@ class DroneRaceEnv(QuadrotorTask):
         self._pgl = self._gl
         self._dist = float(np.linalg.norm(self._g_pos[0] - start))
         self._near = geo.outer * math.sqrt(2.0) + self.quad_params.radius
+        # bound on gate speed (lateral a*w, vertical 0.4*a*w) for the gate-loop culling
+        self._gate_vmax = 1.1 * amp * self._omega if self._moving else 0.0
+        self._cull: tuple | None = None
+        self._cull_horizon = 2.0 * s  # gates nearer than near + this are tested every step
 
     def _move_gates(self, t: float) -> None:
         if not self._moving:
@@ -383,32 +391,16 @@ class DroneRaceEnv(QuadrotorTask):
     def evaluate(self) -> tuple[float, bool, dict]:
         # plain Python floats: for a handful of gates this is several times faster than numpy
         self._t += self._dt
-        px, py, pz = self.quad.v_pos.tolist()
+        p = self.quad.v_pos.tolist()
+        px, py, pz = p
         ox, oy, oz = self._prev_p
-        reason = self.quad_failure()
+        reason = self.quad_failure(p)
         passed = False
         if not reason:
             step = math.sqrt((px - ox) ** 2 + (py - oy) ** 2 + (pz - oz) ** 2)
-            lim = self._near + step
-            lim2 = lim * lim
-            r = self.quad_params.radius
-            gl, pgl, cl, sl = self._gl, self._pgl, self._cl, self._sl
-            for i in range(self.n_gates):
-                gx, gy, gz = gl[i]
-                if (px - gx) ** 2 + (py - gy) ** 2 + (pz - gz) ** 2 > lim2:
-                    continue
-                c, sn = cl[i], sl[i]
-                hx, hy, hz = pgl[i]
-                a0, b0 = ox - hx, oy - hy
-                a1, b1 = px - gx, py - gy
-                prev = (a0 * c + b0 * sn, -a0 * sn + b0 * c, oz - hz)
-                cur = (a1 * c + b1 * sn, -a1 * sn + b1 * c, pz - gz)
-                res = classify(prev, cur, self._round, self.gate_geo, r)
-                if res == HIT:
-                    reason = "gate_frame"
-                    break
-                if res == PASS and i == self._target:
-                    passed = True
+            gates = self._gate_candidates(px, py, pz, step)
+            if gates is None or gates:
+                reason, passed = self._gate_loop(px, py, pz, ox, oy, oz, step, gates)
         w = self.weights
         reward = 0.0
         success = False
@@ -446,6 +438,74 @@ class DroneRaceEnv(QuadrotorTask):
         }
         return reward, crashed or success, info
 
+    def _gate_candidates(self, px: float, py: float, pz: float, step: float) -> list[int] | None:
+        """Gates the gate loop must test this step, from the bound of the last full scan (None:
+        scan them all). A full scan records each gate's distance ``D`` from the quad; gates
+        that were within ``near + horizon`` are tested every step, and while the quad has moved
+        ``disp`` and the gates at most ``vmax * dt`` since, ``D - disp - vmax * dt > near +
+        step`` holds for every other gate: the loop would skip them, so they are not visited.
+        """
+        c = self._cull
+        if c is None or c[0] is not (self._g_pos0 if self._moving else self._gl):
+            return None
+        _, sx, sy, sz, t0, b_far, near = c
+        disp = math.sqrt((px - sx) ** 2 + (py - sy) ** 2 + (pz - sz) ** 2)
+        if disp + self._gate_vmax * abs(self._t - t0) + step + 1e-6 < b_far:
+            return near
+        return None
+
+    def _gate_loop(
+        self,
+        px: float,
+        py: float,
+        pz: float,
+        ox: float,
+        oy: float,
+        oz: float,
+        step: float,
+        gates: list[int] | None,
+    ) -> tuple[str, bool]:
+        """Pass/hit tests of ``gates`` (None: all, recording a new culling bound) within
+        ``near + step`` of the quad, in gate order: (crash reason or "", whether the target
+        gate was passed)."""
+        passed = False
+        lim = self._near + step
+        lim2 = lim * lim
+        r = self.quad_params.radius
+        gl, pgl, cl, sl = self._gl, self._pgl, self._cl, self._sl
+        scan = gates is None
+        d2s = []
+        for i in range(self.n_gates) if scan else gates:
+            gx, gy, gz = gl[i]
+            d2 = (px - gx) ** 2 + (py - gy) ** 2 + (pz - gz) ** 2
+            if scan:
+                d2s.append(d2)
+            if d2 > lim2:
+                continue
+            c, sn = cl[i], sl[i]
+            hx, hy, hz = pgl[i]
+            a0, b0 = ox - hx, oy - hy
+            a1, b1 = px - gx, py - gy
+            prev = (a0 * c + b0 * sn, -a0 * sn + b0 * c, oz - hz)
+            cur = (a1 * c + b1 * sn, -a1 * sn + b1 * c, pz - gz)
+            res = classify(prev, cur, self._round, self.gate_geo, r)
+            if res == HIT:
+                self._cull = None
+                return "gate_frame", passed
+            if res == PASS and i == self._target:
+                passed = True
+        if scan:
+            near_l, b_far, horizon = [], math.inf, self._cull_horizon
+            for i, d2 in enumerate(d2s):
+                b = math.sqrt(d2) - self._near
+                if b < horizon:
+                    near_l.append(i)
+                elif b < b_far:
+                    b_far = b
+            key = self._g_pos0 if self._moving else gl
+            self._cull = (key, px, py, pz, self._t, b_far, near_l)
+        return "", passed
+
     # ------------------------------------------------------------------ observation
     def _upcoming(self) -> tuple[int, int]:
         k = self._target
@@ -456,7 +516,10 @@ class DroneRaceEnv(QuadrotorTask):
 
     def task_state(self) -> list[float]:
         px, py, pz = self.quad.v_pos.tolist()
-        k, k2 = self._upcoming()
+        k = self._target
+        k2 = k + 1
+        if k2 >= self.n_gates:
+            k2 = 0 if self.track.closed else self.n_gates - 1
         (ax, ay, az), (bx, by, bz) = self._gl[k], self._gl[k2]
         return [ax - px, ay - py, az - pz, *self._nl[k], bx - px, by - py, bz - pz, *self._nl[k2]]
 
@@ -473,6 +536,7 @@ class DroneRaceEnv(QuadrotorTask):
         it had been there at the previous step (tests, curriculum starts)."""
         self.reset_quad(pos, yaw, vel)
         mujoco.mj_forward(self.model, self.data)
+        self._cull = None
         self._prev_p = tuple(float(x) for x in pos)
         tx, ty, tz = self._gl[self._target]
         self._dist = math.sqrt((tx - pos[0]) ** 2 + (ty - pos[1]) ** 2 + (tz - pos[2]) ** 2)

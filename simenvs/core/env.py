@@ -51,6 +51,10 @@ _BAD = (
     int(mujoco.mjtWarning.mjWARN_BADQPOS),
     int(mujoco.mjtWarning.mjWARN_BADQVEL),
 )
+# the three counters as one slice of data.warning.number when they are adjacent (they are)
+_BAD_SLICE = (
+    slice(min(_BAD), max(_BAD) + 1) if max(_BAD) - min(_BAD) == len(_BAD) - 1 else list(_BAD)
+)
 
 
 class SimEnv(gym.Env):
@@ -72,6 +76,7 @@ class SimEnv(gym.Env):
     depth_max: float = 10.0  # metres mapped to 255 in uint8 depth observations
     extra_obs_modes: tuple[str, ...] = ()
     expert_entry_point: str | None = None
+    static_meshes: bool = False  # True: mesh vertices are never edited in place (rendering)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -127,6 +132,7 @@ class SimEnv(gym.Env):
 
         self.streams = Streams(None)
         self.params: dict[str, Any] = {}
+        self._state_std = 0.0
         self._sensor_active = False
         self.step_count = 0
         self._renderer: SceneRenderer | None = None
@@ -136,6 +142,13 @@ class SimEnv(gym.Env):
         self.action_space = self.action_space_def()
         self._act_low = self.action_space.low.astype(np.float64)
         self._act_high = self.action_space.high.astype(np.float64)
+        self._act_shape = tuple(self.action_space.shape)
+        # (low, high) per element as Python floats: small actions are checked in plain Python
+        self._act_bounds = (
+            list(zip(self._act_low.ravel().tolist(), self._act_high.ravel().tolist()))
+            if self._act_low.size <= 16
+            else None
+        )
         self._substep_hook = type(self).before_substep is not SimEnv.before_substep
         self.last_action = np.zeros(self.action_space.shape, dtype=np.float64)
         self.observation_space = self._make_observation_space()
@@ -236,6 +249,7 @@ class SimEnv(gym.Env):
                 self.streams._gens[k] = fresh[k]
         params = self._bound.sample(self.streams, options.get("params"))
         self.params = params
+        self._state_std = float(params.get("sensor.state.noise_std", 0.0))
         # camera effects are per episode: decide once whether any departs from neutral
         self._sensor_active = any(params.get(k, v) != v for k, v in SENSOR_DEFAULTS.items())
         if self.needs_rebuild():
@@ -274,7 +288,10 @@ class SimEnv(gym.Env):
         self.last_action = a
         self.step_count += 1
         self._distractor_time += self._dt  # moved lazily, before the next render
-        error = self._check_physics()
+        # MuJoCo counts bad qpos/qvel/qacc itself: only a changed count needs a closer look
+        error = None
+        if sum(self._bad_warnings.tolist()) > self._warn0:
+            error = self._check_physics()
         if error is not None:
             obs = self._get_obs()
             info = {"physics_error": error, "is_success": False}
@@ -294,7 +311,7 @@ class SimEnv(gym.Env):
                 self.before_substep()
                 mujoco.mj_step(model, data)
         else:
-            mujoco.mj_step(self.model, self.data, nstep=self.frame_skip)
+            mujoco.mj_step(self.model, self.data, self.frame_skip)
 
     def render(self):
         if self.render_mode is None:
@@ -328,6 +345,7 @@ class SimEnv(gym.Env):
             w = max(self.width, self.image_size[1])
             h = max(self.height, self.image_size[0])
             self._renderer = SceneRenderer(self.model, w, h)
+            self._renderer.static_meshes = self.static_meshes
         return self._renderer
 
     # ---- observations -------------------------------------------------------------------
@@ -370,7 +388,7 @@ class SimEnv(gym.Env):
     def noisy_state(self) -> np.ndarray:
         """``state_obs()`` with this episode's state noise: what a state observation holds."""
         s = np.asarray(self.state_obs(), dtype=np.float32)
-        std = float(self.params.get("sensor.state.noise_std", 0.0))
+        std = self._state_std  # this episode's value, read once at reset
         if std > 0.0:
             noise = self.streams.noise.standard_normal(s.shape) * std * self.state_noise_scale()
             s = (s + noise).astype(np.float32)
@@ -403,7 +421,8 @@ class SimEnv(gym.Env):
         self.data = mujoco.MjData(model)
         self.frame_skip = max(1, int(round(1.0 / (model.opt.timestep * self.control_hz))))
         self._dt = float(model.opt.timestep) * self.frame_skip
-        self._warnings = self.data.warning.number
+        self._warnings = self.data.warning.number  # live views of the warning counters
+        self._bad_warnings = self._warnings[_BAD_SLICE]
         self._registry = self._build_registry()
         self._bound = self._bind(self._spec)
         self._textures = TextureBank(model)
@@ -491,29 +510,37 @@ class SimEnv(gym.Env):
         )
 
     def _check_action(self, action: Any) -> np.ndarray:
-        space = self.action_space
+        """A float64 copy of ``action``, shape-checked, finite (else a ValueError naming the
+        bad entries) and clipped to the action space."""
+        shape = self._act_shape
         try:
             a = np.array(action, dtype=np.float64)
         except (TypeError, ValueError):
-            raise ValueError(
-                f"action must be numeric with shape {space.shape}, got {action!r}"
-            ) from None
-        if a.shape != space.shape:
-            if a.size == int(np.prod(space.shape)) and a.ndim <= 1 + len(space.shape):
-                a = a.reshape(space.shape)
+            raise ValueError(f"action must be numeric with shape {shape}, got {action!r}") from None
+        if a.shape != shape:
+            if a.size == int(np.prod(shape)) and a.ndim <= 1 + len(shape):
+                a = a.reshape(shape)
             else:
-                raise ValueError(f"action must have shape {space.shape}, got {a.shape}")
-        total = a.sum()  # one reduction: finite iff every element is
-        if total != total or total in (np.inf, -np.inf):
-            bad = np.flatnonzero(~np.isfinite(a.reshape(-1))).tolist()
+                raise ValueError(f"action must have shape {shape}, got {a.shape}")
+        bounds = self._act_bounds
+        if bounds is not None:
+            # common case, in plain Python: every entry inside its bounds (NaN fails a
+            # comparison, so it takes the checked path below); nothing to clip
+            for v, (lo, hi) in zip(a.ravel().tolist(), bounds):
+                if not lo <= v <= hi:
+                    break
+            else:
+                return a
+        flat = a.reshape(-1)
+        if not np.isfinite(flat).all():
+            bad = np.flatnonzero(~np.isfinite(flat)).tolist()
             raise ValueError(f"action has non-finite values at indices {bad}: {a.tolist()}")
         np.minimum(a, self._act_high, out=a)
         np.maximum(a, self._act_low, out=a)
         return a
 
     def _warning_count(self) -> int:
-        counts = self._warnings  # a live view of data.warning.number
-        return int(counts[_BAD[0]] + counts[_BAD[1]] + counts[_BAD[2]])
+        return sum(self._bad_warnings.tolist())
 
     def _check_physics(self) -> str | None:
         """MuJoCo flags bad qpos/qvel/qacc itself (and resets the state): just read its counts."""
