@@ -5,8 +5,11 @@ controls it applied, then replays exactly those controls from the same initial M
 ``mj_step`` alone: the env's cost over the replay's is the overhead an env step adds to its
 physics substeps (target: <= 1.5x with state observations). Everything runs pinned to one
 core with a single-threaded software rasterizer (target: >= 500 env steps/s with 84x84 RGB).
-Also reported: reset time (each reset draws new objects and recompiles the scene) and,
-with --expert-episodes, the scripted expert's success rate on the train and test splits.
+Each mode also reports its real-time factor per core (simulated seconds per CPU second;
+issue #11 asks >= 100x with state and >= 10x with 64x64 RGB observations), and the physics
+settings it ran with. Also reported: reset time (each reset draws new objects and
+recompiles the scene) and, with --expert-episodes, the scripted expert's success rate on
+the train and test splits.
 
     .venv/bin/python benchmarks/bench_grasp.py [--steps 600] [--expert-episodes 100]
 
@@ -43,9 +46,11 @@ def _pin_one_core() -> str:
         return "not pinned"
 
 
-def bench_steps(obs_mode: str, steps: int, episode_len: int = 60, seed: int = 0) -> dict:
+def bench_steps(
+    obs_mode: str, steps: int, episode_len: int = 60, seed: int = 0, image_size: int = 84
+) -> dict:
     """Env steps/s and the same controls replayed through mj_step alone."""
-    env = GraspEnv(obs_mode=obs_mode, max_episode_steps=episode_len)
+    env = GraspEnv(obs_mode=obs_mode, max_episode_steps=episode_len, image_size=image_size)
     m = env.model
     rng = np.random.default_rng(seed)
     env_time = replay_time = env_cpu = replay_cpu = 0.0
@@ -82,11 +87,15 @@ def bench_steps(obs_mode: str, steps: int, episode_len: int = 60, seed: int = 0)
     t = time.perf_counter()
     mujoco.mj_step(env.model, env.data, nstep=2000)
     rest = (time.perf_counter() - t) / 2000
+    opt = env.model.opt
     out = {
         "obs_mode": obs_mode,
         "image_size": list(env.image_size),
         "num_objects": env.num_objects,
+        "timestep": float(opt.timestep),
+        "integrator": mujoco.mjtIntegrator(opt.integrator).name,
         "frame_skip": env.frame_skip,
+        "control_dt": env.dt,
         "env_steps": n,
         "env_steps_per_s": n / env_time,
         "replay_substeps_per_s": n * env.frame_skip / replay_time,
@@ -97,7 +106,10 @@ def bench_steps(obs_mode: str, steps: int, episode_len: int = 60, seed: int = 0)
         "env_steps_per_cpu_s": n / env_cpu,
         "replay_env_equivalent_steps_per_cpu_s": n / replay_cpu,
         "env_step_over_physics_cpu": env_cpu / replay_cpu,
+        "replay_mj_step_per_cpu_s": n * env.frame_skip / replay_cpu,
         "raw_mj_step_per_s_at_rest": 1.0 / rest,
+        # simulated seconds per CPU second of one core
+        "real_time_factor_per_core": n * env.dt / env_cpu,
     }
     env.close()
     return out
@@ -161,19 +173,31 @@ def main() -> None:
             "LP_NUM_THREADS": os.environ.get("LP_NUM_THREADS"),
             "loadavg_at_start": list(os.getloadavg()),
         },
-        "targets": {"state_step_over_physics_max": 1.5, "rgb84_env_steps_per_s_min": 500},
+        "targets": {
+            "state_step_over_physics_max": 1.5,
+            "rgb84_env_steps_per_s_min": 500,
+            "state_real_time_factor_per_core_min": 100,
+            "rgb64_real_time_factor_per_core_min": 10,
+        },
         "steps": [],
         "reset": [],
     }
-    for mode in ("state", "rgb"):
-        r = bench_steps(mode, args.steps)
-        res["steps"].append(r)
+    # "steps" holds state and 84x84 RGB (what readme_tables.py reads); the 64x64 RGB run of
+    # issue #11's real-time target is kept apart under "rgb64".
+    for mode, size in (("state", 84), ("rgb", 84), ("rgb", 64)):
+        r = bench_steps(mode, args.steps, image_size=size)
+        if size == 64:
+            res["rgb64"] = r
+        else:
+            res["steps"].append(r)
+        label = mode if mode == "state" else f"{mode}{size}"
         print(
-            f"{mode:6s} {r['env_steps_per_s']:8.0f} env steps/s | physics replay "
+            f"{label:6s} {r['env_steps_per_s']:8.0f} env steps/s | physics replay "
             f"{r['replay_env_equivalent_steps_per_s']:8.0f} steps/s "
             f"({r['replay_substeps_per_s']:.0f} mj_step/s) | env/physics "
             f"{r['env_step_over_physics']:.2f}x  [cpu time: {r['env_steps_per_cpu_s']:.0f} "
-            f"env steps/s, env/physics {r['env_step_over_physics_cpu']:.2f}x]",
+            f"env steps/s, env/physics {r['env_step_over_physics_cpu']:.2f}x, "
+            f"{r['real_time_factor_per_core']:.0f}x real time per core]",
             flush=True,
         )
     for mode in ("state", "rgb"):
@@ -191,13 +215,15 @@ def main() -> None:
         for r in res["expert"]:
             print(f"expert {r['object_set']}: {r['success_rate']:.1%} of {r['episodes']}")
     res["machine"]["loadavg_at_end"] = list(os.getloadavg())
-    state = res["steps"][0]
-    rgb = res["steps"][1]
+    state, rgb = res["steps"]
+    rgb64 = res["rgb64"]
     res["met"] = {  # wall clock; the *_cpu figures say what an idle core would do
         "state_step_over_physics": state["env_step_over_physics"] <= 1.5,
         "rgb84_env_steps_per_s": rgb["env_steps_per_s"] >= 500,
         "state_step_over_physics_cpu": state["env_step_over_physics_cpu"] <= 1.5,
         "rgb84_env_steps_per_cpu_s": rgb["env_steps_per_cpu_s"] >= 500,
+        "state_real_time_factor_per_core": state["real_time_factor_per_core"] >= 100,
+        "rgb64_real_time_factor_per_core": rgb64["real_time_factor_per_core"] >= 10,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(res, indent=2) + "\n")

@@ -3,17 +3,19 @@
 Kinematics follow the Franka Panda (the body frames of MuJoCo Menagerie's model: link
 offsets 0.333 / 0.316 / 0.0825 / 0.384 / 0.088 / 0.107 m, the Panda joint limits and
 torque limits), so the workspace, reach and joint-limit behaviour are those of a real arm.
-Links collide as capsules with Panda-like masses and render as low-poly meshes (cheap
-for software rendering); the arm is gravity-compensated (as the real robot's controller
-is) and position-servoed with Menagerie's PD gains and the Panda's torque limits.
+Links collide (from the elbow on) as capsules with Panda-like masses and render as
+low-poly meshes (cheap for software rendering); the arm is gravity-compensated (as the
+real robot's controller is) and position-servoed with Menagerie's PD gains and the Panda's
+torque limits.
 
 The gripper is two slide fingers coupled by an equality constraint and driven through a
 tendon by one force-limited position servo: closing commands a target slightly past
 "fully closed", so on an object the servo saturates and the fingers squeeze with a
 constant force (``grip_force`` per finger), like the Panda hand's force-controlled grasp.
 Finger pads use condim 4 (torsional friction) and stiff contacts; together with
-``configure_physics`` (2 ms steps, elliptic cone, impratio 3) a 0.5 kg object does not slip
-out of the closed gripper (measured in tests/test_arm.py across the friction range).
+``configure_physics`` (3.125 ms steps, elliptic cone, impratio 3) and a finger drive with
+Panda-like reflected inertia a 0.5 kg object does not slip out of the closed gripper
+(measured in tests/test_arm.py across the friction range).
 
 Why a builder rather than an XML file: the grasp env attaches the arm into a scene it
 generates per episode, and tests build it standalone; both want the same code path.
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 
 import mujoco
 import numpy as np
+from scipy.spatial import ConvexHull
 
 __all__ = [
     "ARM_JOINTS",
@@ -51,6 +54,9 @@ __all__ = [
     "add_arm",
     "configure_physics",
     "build_arm_spec",
+    "DEFAULT_TIMESTEP",
+    "NONCOLLIDING_LINKS",
+    "convex_parts_mesh",
 ]
 
 ARM_JOINTS = tuple(f"joint{i}" for i in range(1, 8))
@@ -86,6 +92,8 @@ FINGER_CLOSED_TARGET = -0.01  # past closed, so the servo saturates on the objec
 
 # Stiff pad contacts (solmix makes them win the mix against any object's defaults): soft
 # default contacts let a squeezed object sink ~5 mm into the pads and rock out of the grasp.
+# MuJoCo raises a time constant below 2 timesteps to 2 timesteps (6.25 ms at the default
+# 3.125 ms step): the pads are as stiff as the step allows.
 PAD_SOLREF = (0.004, 1.0)
 PAD_SOLIMP = (0.95, 0.99, 0.001, 0.5, 2.0)
 # Contacts start 1 mm before touching: with stiff contacts a squeezed object sits at ~0 mm
@@ -96,6 +104,17 @@ PAD_MARGIN = 0.001
 # Collision bits: the arm touches world/objects but not itself.
 GROUP_ARM = (2, 1)  # (contype, conaffinity)
 GROUP_WORLD = (1, 3)
+# Links that never collide: the base, shoulder and upper arm cannot reach the table top or
+# the objects (Panda joint limits, base on the table). Every collidable geom costs broad
+# phase work in each physics step (measured: ~8 % of mj_step with links 1-5 dropped).
+NONCOLLIDING_LINKS = ("link0", "link1", "link2", "link3")
+
+# 16 physics steps per 20 Hz control step. Why not the 2 ms MuJoCo grasping setups often
+# use: with the finger drive's reflected inertia (ArmConfig.finger_armature) the grasp holds
+# as well at 3.125 ms and each control step costs 16 mj_step instead of 25 (measured slip of
+# a lifted 0.5 kg box/cylinder/sphere <= 2.5 mm at finger friction 0.5-1.3; 3.57 ms steps
+# reach 6.7 mm, 4.17 ms and 5 ms steps 1-15 cm: contacts too soft).
+DEFAULT_TIMESTEP = 0.003125
 
 _CAPS = mujoco.mjtGeom.mjGEOM_CAPSULE
 _BOX = mujoco.mjtGeom.mjGEOM_BOX
@@ -138,27 +157,32 @@ class ArmConfig:
     joint_damping: float = 1.0  # N·m·s/rad passive damping on every arm joint
     joint_armature: float = 0.1  # kg·m² reflected rotor inertia
     finger_friction: float = 1.0
-    finger_armature: float = 0.1  # kg reflected drive inertia; keeps the finger servo stable
+    # kg reflected inertia of the finger drive (a screw drive like the Panda hand's). With a
+    # light finger (0.1 kg) the squeezing pads chatter at steps above 2 ms and a held object
+    # slides out; 0.7-1.5 kg holds at 3.125 ms. Closing speed is unchanged (damping-limited).
+    finger_armature: float = 1.0
     gravity_compensation: bool = True
 
 
-def configure_physics(spec: mujoco.MjSpec, timestep: float = 0.002) -> None:
+def configure_physics(spec: mujoco.MjSpec, timestep: float = DEFAULT_TIMESTEP) -> None:
     """Solver settings under which grasps hold (measured, see module docstring).
 
-    2 ms steps, elliptic friction cone and impratio 3, with the stiff pad contacts set in
-    ``add_arm``: a 0.5 kg object lifted at 0.2-0.6 m/s slips < 5 mm for finger friction
-    0.5-1.3. Measured alternatives that failed: 5 ms or 2.5 ms steps (contacts too soft:
-    objects rock out of the grasp), impratio 10 with stiff pads (solver blow-ups when a
-    cylinder spins in the grasp), impratio 10 with default contact softness (1-2 cm slip).
+    3.125 ms steps, elliptic friction cone and impratio 3, with the stiff pad contacts and
+    finger drive inertia set in ``add_arm``: a 0.5 kg object lifted at 0.2-0.6 m/s slips
+    < 5 mm for finger friction 0.5-1.3. Measured alternatives that failed: 4.17 ms or 5 ms
+    steps (contacts too soft: objects rock out of the grasp, even with noslip iterations),
+    impratio 10 with stiff pads (solver blow-ups when a cylinder spins in the grasp),
+    impratio 10 with default contact softness (1-2 cm slip).
 
-    Integrator "implicit", not "implicitfast": light (0.05-0.5 kg) free objects tumbling
-    onto the table diverged (NaN) in 21 of 100 drops with implicitfast and in 0 of 100 with
-    implicit (MuJoCo 4.0.1); implicit costs ~30 % more per step here.
+    Integrator "implicitfast" (velocity derivatives of actuators and damping, no Coriolis
+    terms): ~25-30 % cheaper per step than "implicit" here, same grasp slip, and no
+    divergence in 200 drops of light tumbling objects (5 per episode, spun at up to
+    ~60 rad/s, MuJoCo 4.0.1).
     """
     spec.compiler.degree = False
     opt = spec.option
     opt.timestep = timestep
-    opt.integrator = mujoco.mjtIntegrator.mjINT_IMPLICIT
+    opt.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
     opt.cone = mujoco.mjtCone.mjCONE_ELLIPTIC
     opt.impratio = 3.0
     opt.solver = mujoco.mjtSolver.mjSOL_NEWTON
@@ -180,12 +204,13 @@ def _capsule_hull(radius: float, half_length: float, sides: int = 8) -> np.ndarr
     return np.concatenate(rings + [tips])
 
 
-def _capsule(spec, body, fromto, radius, mass, material, name):
-    """A collision capsule (hidden group 3) plus a low-poly visual twin (group 1).
+def _capsule(body, fromto, radius, mass, collide=True) -> np.ndarray:
+    """A collision capsule (hidden group 3); returns its low-poly visual twin's vertices in
+    the body frame, for the body's one visual mesh (``_add_visual``).
 
     Why: llvmpipe's cost is per vertex; a primitive capsule draws ~5x the triangles of
     this mesh (measured: 20 capsules ~1 ms per 84x84 frame, 20 meshes ~0.3 ms)."""
-    ct, ca = GROUP_ARM
+    ct, ca = GROUP_ARM if collide else (0, 0)
     body.add_geom(
         type=_CAPS,
         fromto=list(fromto),
@@ -203,23 +228,57 @@ def _capsule(spec, body, fromto, radius, mass, material, name):
     quat = np.array([1.0, 0, 0, 0])
     if half > 1e-9:
         mujoco.mju_quatZ2Vec(quat, axis / (2 * half))
-    mesh = f"{name}_vis"
-    spec.add_mesh(name=mesh, uservert=_capsule_hull(radius, half).ravel().tolist())
+    rot = np.empty(9)
+    mujoco.mju_quat2Mat(rot, quat)
+    return _capsule_hull(radius, half) @ rot.reshape(3, 3).T + (a + b) / 2
+
+
+def _box_vertices(half, pos) -> np.ndarray:
+    corners = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], float)
+    return corners * np.asarray(half, float) + np.asarray(pos, float)
+
+
+def _hull_faces(verts: np.ndarray) -> np.ndarray:
+    """Outward-oriented triangles of the convex hull of ``verts`` (indices into it)."""
+    hull = ConvexHull(verts)
+    tri = hull.simplices.copy()
+    n = np.cross(verts[tri[:, 1]] - verts[tri[:, 0]], verts[tri[:, 2]] - verts[tri[:, 0]])
+    flip = np.einsum("ij,ij->i", n, hull.equations[:, :3]) < 0
+    tri[flip] = tri[flip][:, ::-1]
+    return tri
+
+
+def convex_parts_mesh(parts) -> tuple[np.ndarray, np.ndarray]:
+    """(vertices, triangles) of one render mesh made of convex ``parts`` (vertex arrays in
+    one frame), each part its own closed hull: a union to draw, not to collide with."""
+    verts, faces, k = [], [], 0
+    for v in parts:
+        verts.append(v)
+        faces.append(_hull_faces(v) + k)
+        k += len(v)
+    return np.concatenate(verts), np.concatenate(faces)
+
+
+def _add_visual(spec, body, name, parts, material="", rgba=(0.92, 0.92, 0.92, 1.0), group=1):
+    """One visual mesh (no collision, no mass) for convex ``parts`` (vertex arrays in the
+    body frame): each geom drawn costs llvmpipe ~10 us per frame, so a link's capsules
+    render as one mesh (measured: 11 fewer draws, ~0.1 ms less per 84x84 frame)."""
+    verts, faces = convex_parts_mesh(parts)
+    spec.add_mesh(name=name, uservert=verts.ravel().tolist(), userface=faces.ravel().tolist())
     g = body.add_geom(
-        name=mesh,
+        name=name,
         type=mujoco.mjtGeom.mjGEOM_MESH,
-        meshname=mesh,
-        pos=((a + b) / 2).tolist(),
-        quat=quat.tolist(),
+        meshname=name,
         contype=0,
         conaffinity=0,
-        group=1,
+        group=group,
         density=0.0,
     )
     if material:
         g.material = material
     else:
-        g.rgba = [0.92, 0.92, 0.92, 1.0]
+        g.rgba = list(rgba)
+    return g
 
 
 def add_arm(
@@ -255,9 +314,12 @@ def add_arm(
         )
         bodies[name] = b
     for k, (name, geoms) in enumerate(_LINK_GEOMS.items()):
+        parts = []
         for j, (fromto, r) in enumerate(geoms):
             mass = LINK_MASS[k] if j == 0 else 0.05
-            _capsule(spec, bodies[name], fromto, r, mass, material, f"{name}_c{j}")
+            collide = name not in NONCOLLIDING_LINKS
+            parts.append(_capsule(bodies[name], fromto, r, mass, collide))
+        _add_visual(spec, bodies[name], f"{name}_vis", parts, material)
     # Hand: rotated -45° about z like the Panda flange; fingers slide along the hand's y.
     hand = bodies["link7"].add_body(
         name="hand", pos=[0, 0, 0.107], quat=[0.9238795, 0, 0, -0.3826834], gravcomp=gc
@@ -292,26 +354,29 @@ def add_arm(
             solref_limit=[0.01, 1],
             solimp_limit=[0.99, 0.999, 0.001, 0.5, 2],
         )
-        # Finger body (behind the pad) and the pad whose inner face sits at y = joint value.
+        # Finger body (behind the pad) and the pad whose inner face sits at y = joint value;
+        # both collide (hidden group 3) and render as one mesh.
+        body_box = ([0.01, 0.008, 0.012], [0, 0.018, 0.012])
+        pad_box = ([0.011, 0.005, 0.026], [0, 0.005, 0.028])
         f.add_geom(
             type=_BOX,
-            size=[0.01, 0.008, 0.012],
-            pos=[0, 0.018, 0.012],
+            size=body_box[0],
+            pos=body_box[1],
             contype=ct,
             conaffinity=ca,
             mass=0.01,
-            group=1,
+            group=3,
             rgba=[0.2, 0.2, 0.2, 1],
         )
-        pad = f.add_geom(
+        f.add_geom(
             name=FINGER_GEOMS[0] if side > 0 else FINGER_GEOMS[1],
             type=_BOX,
-            size=[0.011, 0.005, 0.026],
-            pos=[0, 0.005, 0.028],
+            size=pad_box[0],
+            pos=pad_box[1],
             contype=ct,
             conaffinity=ca,
             mass=0.015,
-            group=1,
+            group=3,
             condim=4,
             friction=[cfg.finger_friction, 0.01, 0.0001],
             rgba=[0.15, 0.15, 0.15, 1],
@@ -320,8 +385,8 @@ def add_arm(
             solmix=1000.0,
             margin=PAD_MARGIN,
         )
-        if finger_material:
-            pad.material = finger_material
+        parts = [_box_vertices(*body_box), _box_vertices(*pad_box)]
+        _add_visual(spec, f, f"{fname}_vis", parts, finger_material, rgba=(0.15, 0.15, 0.15, 1))
     # Fingers move together (Panda hand): tendon = mean opening, equality keeps them equal.
     tendon = spec.add_tendon(name="gripper_split")
     for fname in FINGER_JOINTS:
@@ -374,7 +439,7 @@ def _position_actuator(spec, name, target, trntype, kp, kv, ctrlrange, force_lim
 
 
 def build_arm_spec(
-    config: ArmConfig | None = None, timestep: float = 0.002, table: bool = True
+    config: ArmConfig | None = None, timestep: float = DEFAULT_TIMESTEP, table: bool = True
 ) -> mujoco.MjSpec:
     """Standalone arm on a table top at z = 0 (for tests and quick experiments)."""
     spec = mujoco.MjSpec()

@@ -13,6 +13,7 @@ simulation state.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import mujoco
@@ -32,14 +33,16 @@ def _mat2quat(mat: np.ndarray) -> np.ndarray:
 
 
 _Q_DOWN = _mat2quat(_R_DOWN)
+_Q_DOWN_F = tuple(float(v) for v in _Q_DOWN)  # Python floats: scalar math without numpy
+_MAX, _ABS, _ALL = np.maximum.reduce, np.abs, np.logical_and.reduce
 
 
 def yaw_down_quat(yaw: float) -> np.ndarray:
     """Quaternion (w, x, y, z) of the gripper pointing down, finger axis at angle ``yaw``.
 
     Closed form of q_z(yaw) * q_down (this runs every control step)."""
-    c, s = np.cos(0.5 * yaw), np.sin(0.5 * yaw)
-    w, x, y, z = _Q_DOWN
+    c, s = math.cos(0.5 * yaw), math.sin(0.5 * yaw)
+    w, x, y, z = _Q_DOWN_F
     return np.array([c * w - s * z, c * x - s * y, c * y + s * x, c * z + s * w])
 
 
@@ -91,7 +94,17 @@ class DiffIK:
         self._qneg = np.zeros(4)
         self._err = np.zeros(6)
         self._a = np.zeros((6, 6))
+        self._a_diag = self._a.reshape(-1)[::7]  # view of the diagonal
         self._y = np.zeros(6)
+        # Cached views into MjData (each attribute access builds a new array: ~0.5 us).
+        qa = np.asarray(self.qadr)
+        self._qpos = (
+            self.data.qpos[int(qa[0]) : int(qa[-1]) + 1] if np.all(np.diff(qa) == 1) else None
+        )
+        self._site_xpos = self.data.site_xpos[self.site_id]
+        self._site_xmat = self.data.site_xmat[self.site_id]
+        self._jw = np.zeros((6, n))
+        self._w_col = self.w_task[:, None].copy()
 
     def fk(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Site position and rotation matrix (3x3) for joint vector ``q``."""
@@ -101,13 +114,13 @@ class DiffIK:
         return d.site_xpos[self.site_id].copy(), d.site_xmat[self.site_id].reshape(3, 3).copy()
 
     def _error(self, target_pos: np.ndarray, target_quat: np.ndarray) -> np.ndarray:
-        d = self.data
-        self._err[:3] = target_pos - d.site_xpos[self.site_id]
-        mujoco.mju_mat2Quat(self._qcur, d.site_xmat[self.site_id])
+        err = self._err
+        np.subtract(target_pos, self._site_xpos, out=err[:3])
+        mujoco.mju_mat2Quat(self._qcur, self._site_xmat)
         mujoco.mju_negQuat(self._qneg, self._qcur)
         mujoco.mju_mulQuat(self._qerr, target_quat, self._qneg)
-        mujoco.mju_quat2Vel(self._err[3:], self._qerr, 1.0)
-        return self._err
+        mujoco.mju_quat2Vel(err[3:], self._qerr, 1.0)
+        return err
 
     def solve(
         self, q: np.ndarray, target_pos: np.ndarray, target_quat: np.ndarray, iterations: int = 1
@@ -120,36 +133,45 @@ class DiffIK:
 
         With A = J Jᵀ + λ²I and posture step v, the damped step plus null-space posture term
         J⁺e + (I - J⁺J)v equals v + Jᵀ A⁻¹ (e - J v): one 6x6 Cholesky solve per pass.
+        It runs every control step, so it works in preallocated buffers (~20 us).
         """
         m, d = self.model, self.data
-        q = np.minimum(np.maximum(np.asarray(q, float), self.lower), self.upper)
-        a, y = self._a, self._y
+        lower, upper = self.lower, self.upper
+        q = np.minimum(np.maximum(np.asarray(q, float), lower), upper)
+        a, y, jw = self._a, self._y, self._jw
         for _ in range(iterations):
-            d.qpos[self.qadr] = q
+            if self._qpos is not None:
+                self._qpos[:] = q
+            else:
+                d.qpos[self.qadr] = q
             mujoco.mj_kinematics(m, d)
             mujoco.mj_comPos(m, d)
-            err = self._error(target_pos, target_quat) * self.w_task
+            err = self._error(target_pos, target_quat)
+            err *= self.w_task
             mujoco.mj_jacSite(m, d, self._jacp, self._jacr, self.site_id)
-            jac = self._jac[:, self._cols if self._contiguous else self.dadr] * self.w_task[:, None]
+            jac = self._jac[:, self._cols] if self._contiguous else self._jac[:, self.dadr]
+            np.multiply(jac, self._w_col, out=jw)
             v = self.posture_gain * (self.posture - q)
-            jf = jac
+            jf = jw
             for _pass in range(3):  # clamping loop: pin joints that would cross a limit
                 np.matmul(jf, jf.T, out=a)
-                a.flat[::7] += self.damping2
+                self._a_diag += self.damping2
                 mujoco.mju_cholFactor(a, 0.0)
                 mujoco.mju_cholSolve(y, a, err - jf @ v)
-                dq = v + jf.T @ y
-                step = np.abs(dq).max()
+                dq = jf.T @ y
+                dq += v
+                # ufunc reductions directly: the array methods add ~1 us of wrappers each
+                step = _MAX(_ABS(dq))
                 if step > self.max_joint_step:
                     dq *= self.max_joint_step / step
                 qn = q + dq
-                over = (qn < self.lower) | (qn > self.upper)
-                if not over.any():
+                if _ALL(qn >= lower) and _ALL(qn <= upper):
                     break
+                over = (qn < lower) | (qn > upper)
                 keep = ~over & (jf.any(axis=0))
                 if not keep.any():
                     break
-                jf = jac * keep  # pinned columns contribute nothing
+                jf = jw * keep  # pinned columns contribute nothing
                 v = v * keep
-            q = np.minimum(np.maximum(qn, self.lower), self.upper)
+            q = np.minimum(np.maximum(qn, lower), upper)
         return q

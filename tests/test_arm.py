@@ -94,7 +94,7 @@ def _grasp_and_lift(shape, finger_friction, object_friction, mass=0.5, grip_forc
             tcp = tcp + np.clip(goal - tcp, -0.03, 0.03)
             q = ik.solve(q, tcp, yaw_down_quat(0.0))
             d.ctrl[:7], d.ctrl[7] = q, grip
-            mujoco.mj_step(m, d, nstep=25)
+            mujoco.mj_step(m, d, nstep=round(0.05 / m.opt.timestep))  # one 20 Hz control step
 
     go(np.array([0.5, 0, 0.15]), 12, arm.FINGER_OPEN)
     go(np.array([0.5, 0, 0.02]), 8, arm.FINGER_OPEN)

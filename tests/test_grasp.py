@@ -249,3 +249,31 @@ def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="layout.object0"):
         env.reset(seed=0, options={"params": {"layout.object0": 5000}})
     env.close()
+
+
+def test_physics_settings_and_collision_filter():
+    """The cheap-physics choices (robots/arm.py) are what the env runs: 16 substeps of
+    3.125 ms per 20 Hz control step, implicitfast, and the base/shoulder/upper-arm links out
+    of collision while the forearm, hand and fingers still touch objects."""
+    import mujoco
+
+    from simenvs.robots import arm
+
+    env = GraspEnv(randomization="none")
+    m = env.model
+    assert m.opt.timestep == arm.DEFAULT_TIMESTEP and env.frame_skip == 16
+    assert env.dt == pytest.approx(0.05)
+    assert m.opt.integrator == mujoco.mjtIntegrator.mjINT_IMPLICITFAST
+
+    def collides(body):
+        g = np.flatnonzero(m.geom_bodyid == m.body(body).id)
+        return bool(((m.geom_contype[g] | m.geom_conaffinity[g]) > 0).any())
+
+    assert not any(collides(b) for b in arm.NONCOLLIDING_LINKS)
+    assert all(collides(b) for b in ("link5", "link6", "link7", "hand", "finger_left"))
+    # every collision geom of the arm is hidden from the cameras (group 3) or is the hand
+    arm_bodies = [m.body(b).id for b in arm.ARM_BODIES]
+    for g in np.flatnonzero(np.isin(m.geom_bodyid, arm_bodies)):
+        if m.geom_type[g] == mujoco.mjtGeom.mjGEOM_CAPSULE:
+            assert m.geom_group[g] == 3
+    env.close()

@@ -22,6 +22,8 @@ import mujoco
 import numpy as np
 from scipy.spatial import ConvexHull
 
+from simenvs.robots.arm import convex_parts_mesh
+
 __all__ = [
     "N_OBJECTS",
     "OBJECT_SETS",
@@ -32,6 +34,7 @@ __all__ = [
     "make_object",
     "add_object",
     "world_support",
+    "visual_mesh",
 ]
 
 N_OBJECTS = 1000
@@ -237,6 +240,36 @@ def _acceptable(obj: GraspObject) -> bool:
     )
 
 
+def _part_vertices(p: Part, sides: int = 10) -> np.ndarray:
+    """Low-poly vertices (on the surface) of one convex part, in the object's body frame."""
+    a, b, c = p.size
+    ang = np.arange(sides) * (2 * np.pi / sides)
+    ring = np.c_[np.cos(ang), np.sin(ang)]
+    if p.kind == "box":
+        v = np.array([[x, y, z] for x in (-a, a) for y in (-b, b) for z in (-c, c)])
+    elif p.kind == "cylinder":
+        v = np.concatenate([np.c_[ring * a, np.full(sides, z)] for z in (-b, b)])
+    elif p.kind == "capsule":
+        rings = [np.c_[ring * a, np.full(sides, z)] for z in (-b, b)]
+        rings += [np.c_[ring * a * 0.7, np.full(sides, z * (b + 0.7 * a))] for z in (-1, 1)]
+        v = np.concatenate(rings + [np.array([[0, 0, b + a], [0, 0, -b - a]])])
+    elif p.kind in ("sphere", "ellipsoid"):
+        lat = np.array([-0.6, 0.0, 0.6]) * (np.pi / 2)
+        unit = [np.c_[ring * np.cos(t), np.full(sides, np.sin(t))] for t in lat]
+        unit = np.concatenate(unit + [np.array([[0, 0, 1.0], [0, 0, -1.0]])])
+        v = unit * (np.array([a, a, a]) if p.kind == "sphere" else np.array([a, b, c]))
+    else:
+        v = p.vertices
+    return v @ p.rot.T + p.pos
+
+
+@lru_cache(maxsize=N_OBJECTS)
+def visual_mesh(obj: GraspObject) -> tuple[np.ndarray, np.ndarray]:
+    """(vertices, triangles) drawing the whole object as one mesh: llvmpipe pays ~10 us per
+    geom drawn, and a tessellated primitive draws more triangles than these low-poly parts."""
+    return convex_parts_mesh([_part_vertices(p) for p in obj.parts])
+
+
 @lru_cache(maxsize=N_OBJECTS)
 def make_object(seed: int) -> GraspObject:
     """Library object ``seed`` (0 <= seed < 1000); deterministic, cached."""
@@ -260,8 +293,9 @@ def add_object(
     contype: int = 1,
     conaffinity: int = 3,
 ) -> mujoco.MjsBody:
-    """Add ``obj`` as a free body ``name`` with geoms ``<name>_g<i>`` (hull meshes
-    ``<name>_m<i>``); each geom gets its share of the mass by volume."""
+    """Add ``obj`` as a free body ``name`` with collision geoms ``<name>_g<i>`` (hull
+    meshes ``<name>_m<i>``, hidden group 3), each with its share of the mass by volume, and
+    one massless visual mesh ``<name>_vis`` (group 0) carrying ``material``."""
     body = spec.worldbody.add_body(name=name, pos=list(pos))
     body.add_freejoint(name=name)
     types = {
@@ -285,13 +319,26 @@ def add_object(
             friction=[friction, 0.005, 0.0001],
             contype=contype,
             conaffinity=conaffinity,
-            group=0,
+            group=3,
         )
         if part.kind == "hull":
             spec.add_mesh(name=f"{name}_m{i}", uservert=part.vertices.ravel().tolist())
             g.meshname = f"{name}_m{i}"
         else:
             g.size = list(part.size)
-        if material:
-            g.material = material
+    verts, faces = visual_mesh(obj)
+    spec.add_mesh(
+        name=f"{name}_vis", uservert=verts.ravel().tolist(), userface=faces.ravel().tolist()
+    )
+    vis = body.add_geom(
+        name=f"{name}_vis",
+        type=mujoco.mjtGeom.mjGEOM_MESH,
+        meshname=f"{name}_vis",
+        contype=0,
+        conaffinity=0,
+        group=0,
+        density=0.0,
+    )
+    if material:
+        vis.material = material
     return body

