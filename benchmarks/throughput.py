@@ -8,6 +8,9 @@ For every env, in one run:
 - ``single``: one env (``gym.make``) stepped in a loop, reset when done;
 - ``sync`` / ``async``: Gymnasium ``SyncVectorEnv`` / ``AsyncVectorEnv`` with 1 and 2 envs
   (async: one worker process each);
+- ``async-pool``: ``ProcessPoolVectorEnv``, the same M envs (``--pool-envs``) in 1 or 2 worker
+  processes, one message per worker per step and shared-memory observations, so the pipe
+  round trip is paid once per M/k env steps instead of once per env step;
 - ``batched``: ``BatchedVectorEnv`` with N sims on 1 and 2 batch threads (fast path where the
   task has one).
 
@@ -15,7 +18,11 @@ Reported: env steps/s, real-time factor (sim seconds per wall second) and per co
 fraction of the matching physics limit, and episode ends per 1000 steps (resets cost a task's
 ``reset``, which no physics limit includes; the batched env first runs ``warmup`` steps so its
 sims' episodes are out of phase). Single-threaded in-process configs also report CPU-time
-rates, which other load on a shared machine distorts far less than wall time. The policy is
+rates, which other load on a shared machine distorts far less than wall time; process workers
+report rates per CPU-second of all processes and of the busiest one (parent or a worker),
+whose ratio x2/x1 is the scaling that one idle core per process would give (``async_scaling``).
+Every row records the 1-minute load average when it was measured. BLAS/OpenMP pools are
+pinned to one thread per process. The policy is
 the task's neutral action (hover for the quadrotors) plus N(0, 0.03) noise (``--noise``).
 Timings take the best of several windows, so other load on the machine biases them less.
 Writes benchmarks/results/throughput.json and benchmarks/results/throughput_scaling.png.
@@ -31,16 +38,22 @@ import os
 import time
 from typing import Any
 
-import gymnasium as gym
-import mujoco
-import numpy as np
-from _common import RESULTS, write
-from mujoco import batch as mjb
+# one BLAS/OpenMP thread per process (set before numpy loads; the forkserver that starts the
+# async workers inherits it), so K workers use K cores and nothing oversubscribes them
+for _v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
+    os.environ.setdefault(_v, "1")
 
-import simenvs
-from simenvs._registration import ENVS
-from simenvs.vector.batched import BatchedVectorEnv, TaskFactory
-from simenvs.vector.ops import find_ops
+import gymnasium as gym  # noqa: E402
+import mujoco  # noqa: E402
+import numpy as np  # noqa: E402
+from _common import RESULTS, write  # noqa: E402
+from mujoco import batch as mjb  # noqa: E402
+
+import simenvs  # noqa: E402
+from simenvs._registration import ENVS  # noqa: E402
+from simenvs.vector.batched import BatchedVectorEnv, TaskFactory  # noqa: E402
+from simenvs.vector.ops import find_ops  # noqa: E402
+from simenvs.vector.pool import ProcessPoolVectorEnv  # noqa: E402
 
 TOY = "simenvs.core.example:ToyPushEnv"
 PLOT = RESULTS / "throughput_scaling.png"
@@ -82,12 +95,25 @@ class Policy:
 
 
 RESETS = {"wall": 0.0, "cpu": 0.0}  # time spent in the batched env's task resets
+_TICK = os.sysconf("SC_CLK_TCK")
 
 
-def _window(fn, n_envs: int, window_s: float) -> tuple[float, float, int, int, float]:
-    """(wall rate, CPU-time rate, episode ends, env steps, CPU-time rate without the time
-    spent in task resets) of one timed window."""
+def _proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of process ``pid`` so far, from /proc (tick resolution)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _TICK
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def _window(fn, n_envs: int, window_s: float, pids=()) -> dict[str, float]:
+    """One timed window: wall rate, CPU-time rate, episode ends, env steps, CPU-time rate
+    without the time spent in task resets; with worker ``pids``, the rates per CPU-second of
+    all processes together and of the busiest one (what one core per process would give)."""
     r0 = RESETS["cpu"]
+    w0 = [_proc_cpu(p) for p in pids]
     t0, c0, k, ends = time.perf_counter(), time.process_time(), 0, 0
     while True:
         ends += fn()
@@ -97,32 +123,45 @@ def _window(fn, n_envs: int, window_s: float) -> tuple[float, float, int, int, f
             break
     dc = max(time.process_time() - c0, 1e-9)
     ex = max(dc - (RESETS["cpu"] - r0), 1e-9)
-    return k * n_envs / dt, k * n_envs / dc, ends, k * n_envs, k * n_envs / ex
+    steps = k * n_envs
+    out = {"wall": steps / dt, "cpu": steps / dc, "ends": ends, "steps": steps, "ex": steps / ex}
+    if pids:
+        used = [max(_proc_cpu(p) - a, 0.0) for p, a in zip(pids, w0)]
+        out["cpu_all"] = steps / (dc + sum(used))
+        out["cpu_busiest"] = steps / max(dc, *used, 1e-9)
+    return out
 
 
-def best_rate(fn, n_envs: int, windows: int, window_s: float, warmup: int = 1, ref=None) -> dict:
+def best_rate(
+    fn, n_envs: int, windows: int, window_s: float, warmup: int = 1, ref=None, pids=()
+) -> dict:
     """Best env-steps/s over timed windows, by wall clock and by this process's CPU time
     (the CPU figure is what an idle machine would give a single-threaded, in-process config),
-    and episode ends per 1000 env steps.
+    and episode ends per 1000 env steps; with worker ``pids`` (async), the best rates per
+    CPU-second of all processes and of the busiest process.
 
     With ``ref = (ref_fn, ref_n, scale)`` the reference (a physics limit) runs in windows that
     alternate with the measured ones, and the fraction of the limit is the median of the
     per-pair ratios: load that comes and goes on a shared machine hits both alike."""
     for _ in range(warmup):
         fn()
-    wall, cpu, ends, steps = 0.0, 0.0, 0, 0
+    best: dict[str, float] = {}
+    ends, steps = 0, 0
     rw, rc, ratios, ratios_cpu, ratios_ex = 0.0, 0.0, [], [], []
     for _ in range(windows):
-        w, c, e, k, x = _window(fn, n_envs, window_s)
-        wall, cpu, ends, steps = max(wall, w), max(cpu, c), ends + e, steps + k
+        x = _window(fn, n_envs, window_s, pids)
+        for key in ("wall", "cpu", "cpu_all", "cpu_busiest"):
+            if key in x:
+                best[key] = max(best.get(key, 0.0), x[key])
+        ends, steps = ends + x["ends"], steps + x["steps"]
         if ref is not None:
             ref_fn, ref_n, scale = ref
-            w2, c2, _, _, _ = _window(ref_fn, ref_n, window_s)
-            rw, rc = max(rw, w2 * scale), max(rc, c2 * scale)
-            ratios.append(w / (w2 * scale))
-            ratios_cpu.append(c / (c2 * scale))
-            ratios_ex.append(x / (c2 * scale))
-    out = {"wall": wall, "cpu": cpu, "ends_per_1k": 1000.0 * ends / max(steps, 1)}
+            y = _window(ref_fn, ref_n, window_s)
+            rw, rc = max(rw, y["wall"] * scale), max(rc, y["cpu"] * scale)
+            ratios.append(x["wall"] / (y["wall"] * scale))
+            ratios_cpu.append(x["cpu"] / (y["cpu"] * scale))
+            ratios_ex.append(x["ex"] / (y["cpu"] * scale))
+    out = {**best, "ends_per_1k": 1000.0 * ends / max(steps, 1)}
     if ref is not None:
         out |= {
             "ref_wall": rw, "ref_cpu": rc,
@@ -215,8 +254,10 @@ def run_vector(venv: Any, windows: int, window_s: float, warmup: int = 1, ref=No
         _, _, term, trunc, _ = venv.step(pol())
         return int(np.count_nonzero(term) + np.count_nonzero(trunc))
 
+    procs = getattr(venv, "processes", None) or []  # async workers: their CPU time too
+    pids = [p.pid for p in procs if p.pid is not None]
     try:
-        return best_rate(step, venv.num_envs, windows, window_s, warmup, ref)
+        return best_rate(step, venv.num_envs, windows, window_s, warmup, ref, pids)
     finally:
         venv.close()
 
@@ -228,8 +269,12 @@ def _row(obs, dt, mode, workers, n_envs, r, cpu: bool) -> dict[str, Any]:
         "mode": mode, "workers": workers, "obs": obs, "num_envs": n_envs,
         "steps_per_s": rate, "rtf": rtf, "rtf_per_core": rtf / workers,
         "limit": r["ref_wall"], "frac_of_limit": r["frac"], "ends_per_1k": r["ends_per_1k"],
+        "load_avg_1min": os.getloadavg()[0],
     }  # fmt: skip
     cpu_txt = ""
+    if "cpu_busiest" in r:  # process workers: per CPU-second of all / of the busiest process
+        row["steps_per_cpu_s_all"], row["steps_per_cpu_s_busiest"] = r["cpu_all"], r["cpu_busiest"]
+        cpu_txt = f" | CPU-time {r['cpu_all']:9,.0f}/s all, {r['cpu_busiest']:9,.0f}/s busiest"
     if cpu:  # single-threaded, in-process: CPU-time figures too
         row["steps_per_cpu_s"], row["rtf_cpu"] = r["cpu"], r["cpu"] * dt
         row["cpu_limit"], row["frac_of_limit_cpu"] = r["ref_cpu"], r["frac_cpu"]
@@ -240,9 +285,39 @@ def _row(obs, dt, mode, workers, n_envs, r, cpu: bool) -> dict[str, Any]:
     print(
         f"  {obs:5s} {mode:15s} x{workers} ({n_envs:3d} envs): {rate:9,.0f} steps/s "
         f"RTF {rtf:7,.0f} ({rtf / workers:6,.0f}/core) {100 * r['frac']:5.1f}% of "
-        f"limit, ends/1k {r['ends_per_1k']:5.1f}{cpu_txt}"
+        f"limit, ends/1k {r['ends_per_1k']:5.1f}, load {row['load_avg_1min']:.1f}{cpu_txt}"
     )
     return row
+
+
+def scaling(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """2 workers / 1 worker for each process mode: by wall clock (what this machine gave, with
+    whatever else ran on it) and by CPU time of the busiest process (what one idle core per
+    process would give: a worker's own cost plus its share of the parent's, without queueing
+    behind other load), and the CPU efficiency (steps per CPU-second of all processes, x2/x1:
+    1.0 = the second worker added no overhead)."""
+    out: dict[str, Any] = {}
+    for obs in sorted({r["obs"] for r in rows}):
+        for mode in ("async", "async-pool"):
+            one = [r for r in rows if r["obs"] == obs and r["mode"] == mode and r["workers"] == 1]
+            two = [r for r in rows if r["obs"] == obs and r["mode"] == mode and r["workers"] == 2]
+            if not (one and two):
+                continue
+            a, b = one[0], two[0]
+            out[f"{obs}/{mode}"] = {
+                "wall_x2_over_x1": b["steps_per_s"] / a["steps_per_s"],
+                "cpu_busiest_x2_over_x1": b["steps_per_cpu_s_busiest"]
+                / a["steps_per_cpu_s_busiest"],
+                "cpu_efficiency_x2_over_x1": b["steps_per_cpu_s_all"] / a["steps_per_cpu_s_all"],
+                "num_envs": [a["num_envs"], b["num_envs"]],
+            }
+            x = out[f"{obs}/{mode}"]
+            print(
+                f"  {obs:5s} {mode:10s} x2/x1: wall {x['wall_x2_over_x1']:.2f}, CPU-time "
+                f"(busiest process) {x['cpu_busiest_x2_over_x1']:.2f}, efficiency "
+                f"{x['cpu_efficiency_x2_over_x1']:.2f}"
+            )
+    return out
 
 
 class _RobustInfos:
@@ -297,6 +372,12 @@ def measure_env(env: str, args: argparse.Namespace) -> dict[str, Any]:
             # forkserver: a forked child of a process holding a GL context can deadlock in EGL
             r = run_vector(AsyncEnv(fns, context="forkserver"), w, ws, ref=(*loop, float(k)))
             rows.append(_row(obs, dt, "async", k, k, r, cpu=False))
+        m = args.pool_envs if obs == "state" else args.pool_envs_rgb
+        for k in (1, 2):  # the same m envs in 1 or 2 worker processes
+            venv = ProcessPoolVectorEnv(env, k, m // k, **kw)
+            warm = max(1, args.warmup // 2) if obs == "state" else args.warmup // 10
+            r = run_vector(venv, w, ws, warm, ref=(*loop, float(k)))
+            rows.append(_row(obs, dt, "async-pool", k, m, r, cpu=False))
         n = args.batch_envs_rgb if obs != "state" else n_state
         for t in (1, 2):
             venv = BatchedVectorEnv(_factory(env, kw), n, nthread=t)
@@ -305,6 +386,7 @@ def measure_env(env: str, args: argparse.Namespace) -> dict[str, Any]:
             r = run_vector(venv, w, ws, warm, ref=(*refs[f"bare_batch_{t}"], 1.0))
             rows.append(_row(obs, dt, f"batched-{path}", t, n, r, cpu=t == 1))
         res["results"] += rows
+    res["async_scaling"] = scaling(res["results"])
     if fast and args.sizes:  # how the fast path's overhead amortizes over more sims
         print(f"  batch-size scaling (state, fast path): {args.sizes}")
         kw = _obs_kwargs("state")
@@ -329,8 +411,8 @@ def plot(payload: dict[str, Any], path: str) -> None:
     envs = list(payload["envs"])
     kinds = {r["obs"] for v in payload["envs"].values() for r in v["results"]}
     obs_kinds = [k for k in ("state", "rgb") if k in kinds]
-    colors = {"single": "C2", "sync": "C3", "async": "C0", "batched-fast": "C1",
-              "batched-generic": "C4"}  # fmt: skip
+    colors = {"single": "C2", "sync": "C3", "async": "C0", "async-pool": "C5",
+              "batched-fast": "C1", "batched-generic": "C4"}  # fmt: skip
     fig, axes = plt.subplots(
         len(obs_kinds), len(envs), figsize=(4.2 * len(envs), 3.4 * len(obs_kinds)), squeeze=False
     )
@@ -342,7 +424,7 @@ def plot(payload: dict[str, Any], path: str) -> None:
             for mode in sorted({r["mode"] for r in rows}):
                 pts = sorted((r["workers"], r["steps_per_s"]) for r in rows if r["mode"] == mode)
                 n = max(r["num_envs"] for r in rows if r["mode"] == mode)
-                label = f"{mode} ({n} sims)" if mode.startswith("batched") else mode
+                label = f"{mode} ({n} sims)" if mode.startswith(("batched", "async-")) else mode
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=label,
                         color=colors.get(mode))  # fmt: skip
             lim = v["limits"]
@@ -373,6 +455,10 @@ def main() -> None:
     ap.add_argument(
         "--batch-envs-generic", type=int, default=32, help="sims, tasks without a fast path"
     )
+    ap.add_argument(
+        "--pool-envs", type=int, default=16, help="envs of the async-pool rows (state obs)"
+    )
+    ap.add_argument("--pool-envs-rgb", type=int, default=4, help="envs of async-pool, RGB")
     ap.add_argument("--noise", type=float, default=0.03, help="policy noise std around neutral")
     ap.add_argument(
         "--sizes", default=None, help="extra batch sizes for the fast-path scaling, e.g. 64,256"

@@ -425,3 +425,57 @@ def test_process_workers_accept_spec_changes():
         assert [p["dynamics.quad.mass"] for p in sb3.get_attr("params")] == [0.82, 0.82]
     finally:
         sb3.close()
+
+
+def test_drone_race_fast_path_resets_with_noise_latency_and_wind():
+    """The fast path steps every sim, finished ones included, and resets those right after
+    (NEXT_STEP): with IMU and state noise, action latency and wind, short episodes (many
+    autoresets mid-batch) still equal the single envs step for step."""
+    from simenvs.envs.drone_race.env import DroneRaceEnv
+
+    spec = {
+        "dynamics.quad.wind": {"dist": "uniform", "low": [-1.0, -1.0, -0.3], "high": [1, 1, 0.3]},
+        "sensor.imu.pos_noise_std": [0.0, 0.02],
+        "sensor.imu.gyro_noise_std": [0.0, 0.05],
+        "sensor.state.noise_std": {"dist": "categorical", "choices": [0.0, 0.03]},
+        "dynamics.action_latency": {"dist": "categorical", "choices": [0, 2]},
+        "dynamics.quad.mass": [0.7, 0.9],
+    }
+    kw = {"obs_mode": "state", "randomization": spec, "max_episode_steps": 25}
+    venv = BatchedVectorEnv(DroneRaceEnv, 4, **kw)
+    assert venv.ops is not None and venv.ops.steps_finished
+    ref = SyncVectorEnv([lambda: DroneRaceEnv(**kw) for _ in range(4)])
+    hover = venv.envs[0].neutral_action()
+    rng = np.random.default_rng(2)
+    ends = run_both(venv, ref, 90, actions=lambda t: hover + rng.normal(0.0, 0.2, (4, 4)))
+    assert ends >= 8  # every sim reset several times, at different steps
+    masses = venv.batch.expand("body_mass")[:, venv.envs[0].quad.body_id]
+    assert len(set(masses.tolist())) == 4
+    venv.close()
+    ref.close()
+
+
+def test_process_pool_equals_sync_and_reports_dead_worker():
+    """ProcessPoolVectorEnv: 2 workers x 2 envs equal a SyncVectorEnv of the 4 envs (same
+    seeds, autoresets, infos); call reaches every env; a killed worker raises, not hangs."""
+    from simenvs.vector.executor import WorkerDiedError
+    from simenvs.vector.pool import ProcessPoolVectorEnv
+    from simenvs.vector.workers import EnvFn
+
+    toy = "simenvs.core.example:ToyPushEnv"
+    kw = {"obs_mode": "state", "randomization": SPEC, "n_textures": 1}
+    venv = ProcessPoolVectorEnv(toy, num_workers=2, envs_per_worker=2, **kw)
+    ref = SyncVectorEnv([EnvFn(toy, kw) for _ in range(4)])
+    try:
+        assert run_both(venv, ref, 60) >= 4
+        venv.call("set_randomization", "none")  # from the next episode on, in every worker
+        _, info = venv.reset(seed=1)
+        np.testing.assert_array_equal(info["params"]["dynamics.box_mass"], [1.0] * 4)
+        venv.processes[1].kill()
+        with pytest.raises(WorkerDiedError, match="worker 1"):
+            venv.step(np.zeros((4, 2)))
+    finally:
+        venv.close()
+        ref.close()
+    with pytest.raises(ValueError, match="envs_per_worker"):
+        ProcessPoolVectorEnv(toy, 2, 0)

@@ -6,6 +6,8 @@ rollout executors (local, processes, batched, Ray).
 - ``BatchOps``: the optional vectorized fast path a task can provide (``simenvs.vector.ops``).
 - ``BatchedVecEnv`` / ``make_batched_vec_env``: the same for Stable-Baselines3.
 - ``make_vector_env`` / ``make_sb3_vec_env`` / ``EnvFn``: batched, sync or process workers.
+- ``ProcessPoolVectorEnv``: K worker processes with M envs each (one message per worker per
+  step, shared-memory actions and observations).
 - ``ProcessExecutor`` / ``BatchedExecutor`` / ``RayExecutor``: SimOpt's ``Executor`` protocol.
 
 Submodules import lazily: ``import simenvs.vector`` costs nothing until a name is used.
@@ -30,6 +32,7 @@ __all__ = [
     "WorkerDiedError",
     "make_executor",
     "summarize",
+    "ProcessPoolVectorEnv",
 ]
 
 _WHERE = {
@@ -46,6 +49,7 @@ _WHERE = {
     "WorkerDiedError": "executor",
     "make_executor": "executor",
     "summarize": "executor",
+    "ProcessPoolVectorEnv": "pool",
 }
 
 

@@ -9,6 +9,9 @@ rendering. Physics for all sims runs in C on the batch's thread pool. Per step:
   substeps (a persistent batch, so derived quantities and contacts are the single env's).
 - fast path (state observations, tasks with a ``BatchOps``, see ``simenvs.vector.ops``): the
   same logic over ``(num_envs, ...)`` arrays bound to the batch, no per-sim Python per step.
+  With ops that allow it (``steps_finished``), a step with NEXT_STEP autoresets steps every
+  sim and then resets the finished ones (slices instead of index arrays through the ops);
+  only a reset runs per-sim Python (the task's own ``reset``).
 
 Either way the observations equal a loop of single envs with the same seeds, step for step
 (``tests/test_vector.py``). Per-sim model fields follow each task's model (``model_sync``).
@@ -210,6 +213,8 @@ class BatchedVectorEnv(VectorEnv):
         self._truncations = np.zeros(n, dtype=bool)
         self._needs_reset = True
         self._gl: SharedGL | None = None
+        self._finishing: np.ndarray | None = None  # see _advance_fast
+        self._any_latency = self._any_state_noise = False  # any sim this episode (fast path)
         self.ops: BatchOps | None = ops_cls(self) if ops_cls is not None else None
 
     # ---- gymnasium API ------------------------------------------------------------------
@@ -268,28 +273,39 @@ class BatchedVectorEnv(VectorEnv):
         infos: dict[str, Any] = {}
         reset_ids = np.zeros(0, dtype=np.int64)
         if mode == AutoresetMode.NEXT_STEP:
-            reset_ids = np.flatnonzero(self._autoreset)
+            if self._autoreset.any():
+                reset_ids = np.flatnonzero(self._autoreset)
         elif mode == AutoresetMode.DISABLED and self._autoreset.any():
             raise RuntimeError(
                 f"sims {np.flatnonzero(self._autoreset).tolist()} finished their episode: with "
                 "autoreset_mode=Disabled, reset them (options={'reset_mask': ...}) before stepping"
             )
-        if reset_ids.size:
-            active = np.flatnonzero(~self._autoreset)
-            idx: slice | np.ndarray = active
-        else:
-            active, idx = self._all, slice(None)
-        self._rewards[:] = 0.0
-        self._terminations[:] = False
-        self._truncations[:] = False
-        if reset_ids.size:
+        ops = self.ops
+        if reset_ids.size and ops is not None and ops.steps_finished:
+            # step every sim (slices, not index arrays, through the ops), then reset the
+            # finished ones: the reset overwrites their state and bookkeeping, they draw no
+            # noise in between, and their step results are dropped (see _advance_fast)
+            infos = self._advance_fast(slice(None), self._all, a, finished=self._autoreset)
             k = len(reset_ids)
             obs_r, info_r = self._reset_ids(reset_ids, [None] * k, [None] * k, vector_info=False)
-        if active.size:
-            if self.ops is not None:
-                infos = self._advance_fast(idx, active, a)
+        else:
+            if reset_ids.size:
+                active = np.flatnonzero(~self._autoreset)
+                idx: slice | np.ndarray = active
+                self._rewards[:] = 0.0
+                self._terminations[:] = False
+                self._truncations[:] = False
+                k = len(reset_ids)
+                obs_r, info_r = self._reset_ids(
+                    reset_ids, [None] * k, [None] * k, vector_info=False
+                )
             else:
-                infos = self._advance_generic(active, a)
+                active, idx = self._all, slice(None)
+            if active.size:
+                if ops is not None:
+                    infos = self._advance_fast(idx, active, a)
+                else:
+                    infos = self._advance_generic(active, a)
         if reset_ids.size:
             for i, o, inf in zip(reset_ids.tolist(), obs_r, info_r):
                 self._set_obs(i, o)
@@ -451,8 +467,13 @@ class BatchedVectorEnv(VectorEnv):
             self.ops.sync_task(i)
             d = e._distractors
             if visuals and len(d):
-                for _ in range(int(self._steps[i] - self._dsteps[i])):
-                    d.advance(e.data, e.dt)
+                k = int(self._steps[i] - self._dsteps[i])
+                if hasattr(e, "_distractor_time"):  # the task moves them lazily, at render
+                    for _ in range(k):  # SimEnv.step's accumulation, bit for bit
+                        e._distractor_time += e._dt
+                else:
+                    for _ in range(k):
+                        d.advance(e.data, e.dt)
                 self._dsteps[i] = self._steps[i]
                 d._write(e.data)
             mujoco.mj_forward(e.model, e.data)
@@ -487,6 +508,8 @@ class BatchedVectorEnv(VectorEnv):
                     shape = self.single_observation_space.shape
                     self._noise_scale = np.ones((self.num_envs, *shape))
                 self._noise_scale[i] = e.state_noise_scale()
+        self._any_latency = bool(self._latency.any())
+        self._any_state_noise = bool(self._noise_std.any())
         if self.ops is not None:
             self.ops.on_reset(ids)
         if not vector_info:
@@ -500,7 +523,10 @@ class BatchedVectorEnv(VectorEnv):
         """Copy tasks' MjData state into the batch (after a reset, or a ``call`` that may have
         changed it: then only changed rows are written)."""
         ids = np.asarray(ids, dtype=np.int64)
-        self.physics.load(ids, self.envs, reset)
+        # derived fields (xmat...) are recomputed by the next step; refresh them now only when
+        # something reads them before it (the generic path, or ops that say they do)
+        derived = self.ops is None or self.ops.needs_derived
+        self.physics.load(ids, self.envs, reset, forward=derived or not reset)
         if reset:
             self._warn0[ids] = self.physics.warnings(ids)
 
@@ -516,10 +542,12 @@ class BatchedVectorEnv(VectorEnv):
                 a = a.reshape(n, *shape)
             else:
                 raise ValueError(f"actions must have shape {(n, *shape)}, got {a.shape}")
-        if not np.isfinite(a).all():
+        total = a.sum()  # one reduction: finite iff every element is
+        if total != total or total in (np.inf, -np.inf):
             i = int(np.flatnonzero(~np.isfinite(a.reshape(n, -1)).all(axis=1))[0])
             raise ValueError(f"action of env {i} has non-finite values: {a[i].tolist()}")
-        return np.clip(a, self._a_low, self._a_high)
+        out = np.minimum(a, self._a_high)  # a new array: never the caller's
+        return np.maximum(out, self._a_low, out=out)
 
     def _warnings(self, ids: np.ndarray | slice) -> np.ndarray:
         return self.physics.warnings(ids)
@@ -555,7 +583,9 @@ class BatchedVectorEnv(VectorEnv):
             e.step_count += 1
             self._steps[i] = e.step_count
             self._last_action[i] = a[i]
-            if len(e._distractors):
+            if hasattr(e, "_distractor_time"):  # as SimEnv.step: moved lazily, at render
+                e._distractor_time += e._dt
+            elif len(e._distractors):
                 e._distractors.advance(e.data, e.dt)
             error = e._check_physics()
             if i in failed:
@@ -578,14 +608,28 @@ class BatchedVectorEnv(VectorEnv):
             infos = self._add_info(infos, info, i)
         return infos
 
-    def _advance_fast(self, idx: slice | np.ndarray, active: np.ndarray, a: np.ndarray) -> dict:
-        """One control step of the sims ``idx`` through the task's vectorized ops."""
+    def _advance_fast(
+        self,
+        idx: slice | np.ndarray,
+        active: np.ndarray,
+        a: np.ndarray,
+        finished: np.ndarray | None = None,
+    ) -> dict:
+        """One control step of the sims ``idx`` through the task's vectorized ops.
+
+        ``finished`` (with ``idx`` = every sim): a mask of sims whose episode ended at the last
+        step and that are reset right after this call. They are stepped with the others (so
+        every array access is a slice), draw no noise (``self._finishing`` tells the ops), and
+        get zero reward, no termination and no step info: the reset then replaces their state,
+        bookkeeping and observation.
+        """
         ops = self.ops
         assert ops is not None
+        full = isinstance(idx, slice)
         steps = self._steps[idx]
-        a_idx = a[idx]
-        lat = self._latency[idx]
-        if lat.any():
+        a_idx = a[idx] if not full else a
+        lat = self._latency[idx] if self._any_latency else None
+        if lat is not None and lat.any():
             slot = steps % self._hist.shape[1]
             self._hist[active, slot] = a_idx
             applied = self._hist[active, (steps - lat) % self._hist.shape[1]]
@@ -594,40 +638,64 @@ class BatchedVectorEnv(VectorEnv):
                 applied[early] = self._neutral[active[early]]
         else:
             applied = a_idx
-        ops.apply_actions(idx, applied)
-        failed = self.physics.step(None if isinstance(idx, slice) else active, self.frame_skip)
-        steps = steps + 1
-        self._steps[idx] = steps
-        self._last_action[idx] = a_idx
-        counts = self._warnings(idx)
-        diverged = counts > self._warn0[idx]
-        self._warn0[idx] = np.maximum(counts, self._warn0[idx])
-        finite = np.isfinite(self._qpos[idx]).all(axis=1) & np.isfinite(self._qvel[idx]).all(axis=1)
-        error = diverged | ~finite
-        if failed.size:
-            error[np.isin(active, failed)] = True
-        with np.errstate(all="ignore"):
-            reward, term, info = ops.evaluate(idx)
-            obs = ops.state_obs(idx)
-        noisy = self._noise_std[idx] > 0.0
-        if noisy.any():
-            rows = active[noisy]
-            z = self.noise.take(rows, obs.shape[1])
-            obs[noisy] = (
-                obs[noisy] + z * self._noise_std[rows, None] * self._noise_scale[rows]
-            ).astype(np.float32)
+        self._finishing = finished
+        try:
+            ops.apply_actions(idx, applied)
+            failed = self.physics.step(None if full else active, self.frame_skip)
+            steps = steps + 1
+            self._steps[idx] = steps
+            self._last_action[idx] = a_idx
+            counts = self._warnings(idx)
+            warn0 = self._warn0[idx]
+            diverged = counts > warn0
+            qsum = self._qpos[idx].sum(axis=1) + self._qvel[idx].sum(axis=1)
+            error = diverged | ~np.isfinite(qsum)  # (inf - inf is nan: caught as well)
+            if error.any():
+                self._warn0[idx] = np.maximum(counts, warn0)
+            if failed.size:
+                error[np.isin(active, failed)] = True
+            with np.errstate(all="ignore"):
+                reward, term, info = ops.evaluate(idx)
+                obs = ops.state_obs(idx)
+            std = self._noise_std[idx] if self._any_state_noise else None
+            if std is not None and std.any():
+                noisy = std > 0.0
+                if finished is not None:
+                    noisy &= ~finished
+                if noisy.any():
+                    rows = active[noisy]
+                    z = self.noise.take(rows, obs.shape[1])
+                    obs[noisy] = (
+                        obs[noisy] + z * self._noise_std[rows, None] * self._noise_scale[rows]
+                    ).astype(np.float32)
+        finally:
+            self._finishing = None
         term = np.asarray(term, dtype=bool)
         trunc = (steps >= self.max_episode_steps) & ~term
         self._obs[idx] = obs
         n = self.num_envs
-        full = isinstance(idx, slice)
+        if finished is not None:  # dropped: the reset that follows gives their obs and info
+            error = error & ~finished
+            reward = np.where(finished, 0.0, reward)
+            term = term & ~finished
+            trunc = trunc & ~finished
         infos: dict[str, Any] = {}
         ok = ~error
-        mask = ok if full else _scatter(ok, active, n)
-        for key, val in info.items():
-            val = np.asarray(val)
-            infos[key] = val if full else _scatter(val, active, n)
-            infos["_" + key] = mask.copy()  # own array: _add_info edits masks in place
+        if finished is not None:
+            ok &= ~finished
+            for key, val in info.items() if not finished.all() else ():  # (no sim stepped)
+                val = np.array(val)
+                val[finished] = None if val.dtype == object else 0
+                infos[key], infos["_" + key] = val, ok.copy()
+        elif full:
+            for key, val in info.items():
+                infos[key] = np.asarray(val)
+                infos["_" + key] = ok.copy()  # own array: _add_info edits masks in place
+        else:
+            mask = _scatter(ok, active, n)
+            for key, val in info.items():
+                infos[key] = _scatter(np.asarray(val), active, n)
+                infos["_" + key] = mask.copy()
         if error.any():
             reward = np.where(error, 0.0, reward)
             term = term & ok
@@ -636,7 +704,7 @@ class BatchedVectorEnv(VectorEnv):
             emask = np.zeros(n, dtype=bool)
             for j in np.flatnonzero(error).tolist():
                 i = int(active[j])
-                msgs[i] = self._error_message(i, j, diverged, finite, failed)
+                msgs[i] = self._error_message(i, j, diverged, ~np.isfinite(qsum), failed)
                 emask[i] = True
             infos["physics_error"], infos["_physics_error"] = msgs, emask
             succ = infos.setdefault("is_success", np.zeros(n, dtype=bool))
@@ -651,7 +719,7 @@ class BatchedVectorEnv(VectorEnv):
         self._truncations[idx] = trunc
         return infos
 
-    def _error_message(self, i: int, j: int, diverged, finite, failed) -> str:
+    def _error_message(self, i: int, j: int, diverged, nonfinite, failed) -> str:
         k = int(self._steps[i])
         if i in set(np.asarray(failed).tolist()):
             return f"MuJoCo error: {self.batch.error(i)} at step {k}"
@@ -662,29 +730,49 @@ class BatchedVectorEnv(VectorEnv):
         return f"non-finite state at step {k}"
 
     def _add_info(self, vector_infos: dict[str, Any], env_info: dict[str, Any], env_num: int):
-        """Gymnasium's info batching, except that values whose shape differs between sims
-        (a per-episode map, a variable-length list) go into an object array instead of
-        failing."""
-        try:
-            return VectorEnv._add_info(self, vector_infos, env_info, env_num)
-        except ValueError:
-            pass
+        """Gymnasium's info batching (``VectorEnv._add_info``: same arrays, dtypes and masks),
+        except that values whose shape differs between sims (a per-episode map, a
+        variable-length list) go into an object array instead of failing. Written out here
+        because Gymnasium's allocates a mask per key per call: a reset's info (the episode's
+        ~60 params) cost ~0.25 ms per sim that way."""
+        n = self.num_envs
         for key, value in env_info.items():
-            if isinstance(value, dict):
-                vector_infos[key] = self._add_info(vector_infos.get(key, {}), value, env_num)
+            if key == "final_obs":
+                array = vector_infos.get(key)
+                if array is None:
+                    array = np.full(n, None, dtype=object)
+                array[env_num] = value
+            elif isinstance(value, dict):
+                sub = vector_infos.get(key)
+                if sub is None and len(value) > 8:  # a reset's params: allocated in blocks
+                    array = _InfoBlocks.new(self, value, env_num)
+                else:
+                    array = self._add_info({} if sub is None else sub, value, env_num)
             else:
+                array = vector_infos.get(key)
+                if array is None:
+                    tv = type(value)
+                    if tv is float or tv is int or tv is bool or issubclass(tv, np.number):
+                        array = np.zeros(n, dtype=tv)
+                    elif isinstance(value, np.ndarray):
+                        array = np.zeros((n, *value.shape), dtype=value.dtype)
+                    else:
+                        array = np.full(n, None, dtype=object)
                 try:
-                    vector_infos = VectorEnv._add_info(self, vector_infos, {key: value}, env_num)
-                except ValueError:
-                    arr = vector_infos.get(key)
-                    obj = np.full(self.num_envs, None, dtype=object)
-                    mask = vector_infos.get("_" + key, np.zeros(self.num_envs, dtype=bool))
-                    if arr is not None:
+                    array[env_num] = value
+                except ValueError:  # shape (or kind) differs from other sims': object array
+                    mask = vector_infos.get("_" + key)
+                    obj = np.full(n, None, dtype=object)
+                    if mask is not None:
                         for j in np.flatnonzero(mask).tolist():
-                            obj[j] = arr[j]
+                            obj[j] = array[j]
                     obj[env_num] = value
-                    mask[env_num] = True
-                    vector_infos[key], vector_infos["_" + key] = obj, mask
+                    array = obj
+            vector_infos[key] = array
+            mask = vector_infos.get("_" + key)
+            if mask is None:
+                mask = vector_infos["_" + key] = np.zeros(n, dtype=np.bool_)
+            mask[env_num] = True
         return vector_infos
 
     # ---- observations -------------------------------------------------------------------
@@ -726,6 +814,65 @@ class BatchedVectorEnv(VectorEnv):
             f"BatchedVectorEnv({name}, num_envs={self.num_envs}, nthread="
             f"{getattr(self, 'nthread', '?')}, path={path})"
         )
+
+
+class _InfoBlocks:
+    """A new vector info dict for one sim's info dict of many entries (a reset's ``params``),
+    as ``_add_info`` builds it (same dtypes, shapes, values and masks, same key order) but
+    with one allocation per kind of value instead of two per key: the arrays are rows of a
+    few blocks. The plan (each key's kind) is cached per key set and checked value by value;
+    an info that does not fit it goes through ``_add_info``."""
+
+    _plans: dict[tuple, list] = {}
+
+    @staticmethod
+    def _kind(value: Any) -> tuple:
+        tv = type(value)
+        if tv is float or tv is int or tv is bool or issubclass(tv, np.number):
+            return (tv, np.dtype(tv), ())
+        if tv is np.ndarray:
+            return (tv, value.dtype, value.shape)
+        return (None, None, None)  # object array (and nested dicts: not planned)
+
+    @classmethod
+    def new(cls, venv: BatchedVectorEnv, info: dict[str, Any], env_num: int) -> dict[str, Any]:
+        n = venv.num_envs
+        keys = tuple(info)
+        plan = cls._plans.get((n, keys))
+        if plan is None:
+            kinds = [cls._kind(v) for v in info.values()]
+            if any(isinstance(v, dict) for v in info.values()):
+                return venv._add_info({}, info, env_num)
+            groups: dict[tuple, list[int]] = {}
+            for j, k in enumerate(kinds):
+                groups.setdefault(k[1:] if k[0] is not None else (None,), []).append(j)
+            plan = cls._plans[(n, keys)] = [kinds, list(groups.items())]
+        kinds, groups = plan
+        for (tv, dt, shape), v in zip(kinds, info.values()):
+            if tv is None:  # planned as an object array: still no number, array or dict
+                if cls._kind(v)[0] is not None or isinstance(v, dict):
+                    return venv._add_info({}, info, env_num)
+            elif type(v) is not tv or (tv is np.ndarray and (v.shape != shape or v.dtype != dt)):
+                return venv._add_info({}, info, env_num)
+        rows: list[Any] = [None] * len(keys)
+        for kind, js in groups:
+            vals = [info[keys[j]] for j in js]
+            if kind == (None,):
+                block = np.full((len(js), n), None, dtype=object)
+                for r, v in enumerate(vals):
+                    block[r, env_num] = v
+            else:
+                block = np.zeros((len(js), n, *kind[1]), dtype=kind[0])
+                block[:, env_num] = vals if kind[1] == () else np.stack(vals)
+            for r, j in enumerate(js):
+                rows[j] = block[r]
+        masks = np.zeros((len(keys), n), dtype=np.bool_)
+        masks[:, env_num] = True
+        out: dict[str, Any] = {}
+        for j, key in enumerate(keys):
+            out[key] = rows[j]
+            out["_" + key] = masks[j]
+        return out
 
 
 def copy_model(model: mujoco.MjModel) -> mujoco.MjModel:

@@ -231,20 +231,32 @@ class ModelSync:
                     )
                 new |= exp - set(self.fields)
         elif self._watch:
-            t = self.template
+            # bytes, not np.array_equal (~5 us a field): a NaN with other bits or a -0.0
+            # counts as a difference, which only expands a field that could have stayed shared
+            tb = self._template_bytes
             for i in ids:
-                new |= {f for f in self._watch if not _equal(_value(models[i], f), _value(t, f))}
+                m = models[i]
+                new |= {f for f in self._watch if _value(m, f).tobytes() != tb[f]}
         if new:
             self._add(new)
             self._watch = [f for f in self._watch if f not in self.fields]
             ids = range(len(models))
+        expand = self.batch.expand
         for f in self.fields:
-            rows = self.batch.expand(f)
+            rows = expand(f)
             k = rows.shape[1] if rows.ndim > 1 else None
+            opt = f.startswith("opt.")
             for i in ids:
-                v = _value(models[i], f)
+                v = _value(models[i], f) if opt else getattr(models[i], f)
                 # bvh_aabb: the batch holds only the bodies' volumes, a prefix of the rows
                 rows[i] = v[:k] if k is not None and v.ndim and len(v) != k else v
+
+    @property
+    def _template_bytes(self) -> dict[str, bytes]:
+        tb = self.__dict__.get("_tb")
+        if tb is None or set(tb) != set(self._watch):
+            tb = self._tb = {f: _value(self.template, f).tobytes() for f in self._watch}
+        return tb
 
 
 def _check_sizes(model: mujoco.MjModel, template: mujoco.MjModel) -> None:

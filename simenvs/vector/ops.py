@@ -67,7 +67,19 @@ def find_ops(task_cls: type) -> type[BatchOps] | None:
 
 
 class BatchOps:
-    """Base of a task's vectorized step; see the module docstring for the contract."""
+    """Base of a task's vectorized step; see the module docstring for the contract.
+
+    ``steps_finished``: True when the ops may run on sims that finished their episode at the
+    last step (NEXT_STEP autoreset), which are reset right after: the env then steps every
+    sim with ``idx = slice(None)`` instead of an index array of the others. Such ops must not
+    draw noise for the rows ``venv._finishing`` marks (the reset that follows must see the
+    task's noise stream where the single env leaves it).
+    """
+
+    steps_finished = False
+    #: whether the ops read derived batch outputs (xmat, actuator_force...) before the first
+    #: step after a reset: if not, the reset skips recomputing them (a forward per reset)
+    needs_derived = True
 
     def __init__(self, venv: BatchedVectorEnv):
         self.venv = venv

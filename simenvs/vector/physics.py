@@ -29,6 +29,7 @@ _BAD = np.array(
      mujoco.mjtWarning.mjWARN_BADQVEL],
     dtype=np.int64,
 )  # fmt: skip
+_BAD_SLICE = slice(int(_BAD.min()), int(_BAD.max()) + 1) if np.ptp(_BAD) == len(_BAD) - 1 else None
 _DATA_SIZES = (
     "nq", "nv", "nu", "na", "nbody", "njnt", "ngeom", "nsite", "ncam", "nlight", "nflex",
     "nflexnode", "nflexvert", "nflexedge", "nflexelem", "ntendon", "nwrap", "nsensor",
@@ -83,12 +84,19 @@ class SingleBatch:
     def row(self, i: int) -> np.ndarray:
         return self.batch.state[i]
 
-    def load(self, ids: np.ndarray, envs: Sequence[Any], reset: bool) -> None:
-        """Copy the tasks' MjData state into rows ``ids``; derived fields recomputed.
-        Without ``reset`` only changed rows are written (and recomputed)."""
+    def load(self, ids: np.ndarray, envs: Sequence[Any], reset: bool, forward: bool = True) -> None:
+        """Copy the tasks' MjData state into rows ``ids``; derived fields recomputed (unless
+        ``forward`` is False: then they stay stale until the next step, which a batch that
+        is not persistent computes from the state rows alone). Without ``reset`` only
+        changed rows are written (and recomputed)."""
+        if self.persistent:
+            forward = True  # the sims' own MjData must describe the loaded state
         b = self.batch
         if reset:
-            b.reset(ids.astype(np.int32), stage=mujoco.mjtStage.mjSTAGE_NONE)
+            if self.persistent:  # the sims' own MjData: reset them
+                b.reset(ids.astype(np.int32), stage=mujoco.mjtStage.mjSTAGE_NONE)
+            else:  # the row is the whole sim, overwritten below: only clear its warnings
+                b.warning[ids] = 0  # (Batch.reset does both, at ~40 us a call)
         state = b.state
         changed = []
         buf = np.empty(state.shape[1])
@@ -102,7 +110,7 @@ class SingleBatch:
                 state[i] = buf
                 changed.append(i)
         fwd = ids if reset else np.asarray(changed, dtype=np.int64)
-        if fwd.size:
+        if fwd.size and forward:
             b.forward(fwd.astype(np.int32))
 
     def step(self, ids: np.ndarray | None, nstep: int) -> np.ndarray:
@@ -114,6 +122,8 @@ class SingleBatch:
 
     def warnings(self, ids: Any) -> np.ndarray:
         w = self.batch.warning[ids]
+        if _BAD_SLICE is not None:  # adjacent counters: one slice, one sum
+            return w[:, _BAD_SLICE, 1].sum(axis=1)
         return w[:, _BAD[0], 1] + w[:, _BAD[1], 1] + w[:, _BAD[2], 1]
 
     def error(self, i: int) -> str:
@@ -168,8 +178,8 @@ class LayoutGroups:
     def row(self, i: int) -> np.ndarray:
         return self._batch_of(i).state[i]
 
-    def load(self, ids: np.ndarray, envs: Sequence[Any], reset: bool) -> None:
-        for key, idx in self._by_group(ids):
+    def load(self, ids: np.ndarray, envs: Sequence[Any], reset: bool, forward: bool = True) -> None:
+        for key, idx in self._by_group(ids):  # persistent batches: always forward
             b = self._groups[key][0]
             if reset:
                 b.reset(idx.astype(np.int32), stage=mujoco.mjtStage.mjSTAGE_NONE)

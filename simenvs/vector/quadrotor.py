@@ -4,26 +4,31 @@
 wind through the drag actuators, ground effect, IMU noise, the 18-value quad state) over all
 sims; ``DroneRaceOps`` adds ``DroneRaceEnv``'s gates, reward and termination.
 
-These files belong to the task authors, so this module reads the tasks' attributes at each reset
-(``on_reset``) and writes its bookkeeping back on request (``sync_task``). The attributes it
-relies on, beyond the public ``quad`` handle and ``track``: ``QuadrotorTask`` ``_wind``,
-``_has_wind``, ``_imu_std``, ``_imu_noisy``, ``_prev_action``, ``_action_change2`` and its IMU
-noise blocks (``_NOISE_BLOCK``); ``DroneRaceEnv`` ``_g_pos``, ``_g_pos0``, ``_pgl``,
-``_normals``, ``_cos``/``_sin``, ``_target``, ``_passed``, ``_goal``, ``_t``, ``_lap_time``,
-``_prev_p``, ``_dist``, ``_near``, ``_round``, ``_moving``, ``_amp``, ``_omega``, ``_phase``,
-``_lateral``, ``_gate_mocap``, ``weights``. ``tests/test_vector.py`` compares this path with
-the single env step for step, so a change on either side shows up there.
+These files belong to the task authors, so this module reads the tasks' per-episode values at
+each reset (``on_reset``) and writes its bookkeeping back on request (``sync_task``). Every read
+or write of a task attribute that is not public API goes through the accessors below
+(``_quad_episode``, ``_set_quad_bookkeeping``, ``_race_episode``, ``_set_race_state``), so a
+rename on the task side is a change in one place; ``tests/test_vector.py`` compares this path
+with the single env step for step, so a change on either side shows up there.
 
 Exactness: the scalar code uses ``x ** 2`` on floats (C ``pow``), reproduced here with
 ``np.power`` against an array exponent (numpy squares when the exponent is the scalar 2, which
-differs from ``pow`` in the last bit for ~0.1 % of values). Near a gate (a few % of steps) the
-pass/hit classification runs per sim with the task's own ``classify``.
+differs from ``pow`` in the last bit for ~0.1 % of values). The attitude is the robot module's
+``quats_to_rots`` of the current ``qpos`` (the single env's ``quat_to_rot``, over arrays). Near
+a gate (a few % of steps) the pass/hit classification runs per sim with the task's own
+``classify``.
+
+Cost: a step of all sims is ~50 numpy calls on ``(num_envs, ...)`` arrays, with no per-sim
+Python unless a sim is near a gate, moving gates are on, or ground effect is on. The ops may
+run on sims that finished their episode and are reset right after the step
+(``steps_finished``): those draw no noise, and the reset overwrites what they computed.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -48,8 +53,97 @@ def _pow2(x: np.ndarray) -> np.ndarray:
     return np.power(x, two)
 
 
+def _as_index(ids: Sequence[int]) -> slice | np.ndarray:
+    """Column ids as a slice when contiguous (basic indexing: a view, no gather)."""
+    a = np.asarray(ids, dtype=np.int64)
+    if a.size and np.array_equal(a, np.arange(a[0], a[0] + a.size)):
+        return slice(int(a[0]), int(a[0]) + a.size)
+    return a
+
+
+def _rots_fn():
+    """The robot module's array form of the single env's attitude (``quats_to_rots``), or None
+    when the task still reads MuJoCo's ``xmat`` (older robot modules)."""
+    try:
+        from simenvs.robots.quadrotor import quats_to_rots
+    except ImportError:  # pragma: no cover - depends on the robot module's version
+        return None
+    return quats_to_rots
+
+
+# ---- the tasks' non-public state, in one place -------------------------------------------
+# Public accessors the tasks could offer instead (see the helper report): QuadrotorTask
+# ``episode_constants()`` -> wind, imu_std, and ``step_bookkeeping()`` / ``set_step_bookkeeping``
+# for (prev_action, action_change2, noise block, noise index); DroneRaceEnv
+# ``race_state()`` already gives gate_pos / gate_normals / target / gates_passed / goal / time /
+# closed; missing there: prev_gate_pos, cos/sin of the gate yaws, lap_time, prev_pos, dist,
+# near, round, moving-gate motion (g_pos0, amp, omega, phase, lateral) and the gate mocap ids.
+def _quad_episode(e: Any) -> dict[str, Any]:
+    return {
+        "wind": e._wind,
+        "has_wind": bool(e._has_wind),
+        "imu_std": e._imu_std,
+        "imu_noisy": bool(e._imu_noisy),
+        "noise_buf": np.asarray(getattr(e, "_noise_buf", np.zeros((0, _NQ)))),
+        "noise_i": int(getattr(e, "_noise_i", 0)),
+        "prev_action": e._prev_action,
+        "action_change2": e._action_change2,
+    }
+
+
+def _set_quad_bookkeeping(e: Any, prev_action, change2, noise_buf, noise_i) -> None:
+    e._prev_action = list(prev_action)
+    e._action_change2 = float(change2)
+    e._noise_buf, e._noise_i = noise_buf, int(noise_i)
+
+
+def _race_episode(e: Any) -> dict[str, Any]:
+    rs = e.race_state() if hasattr(e, "race_state") else {}
+
+    def pub(key: str, attr: str) -> Any:  # the public race_state() entry, else the attribute
+        return rs[key] if key in rs else getattr(e, attr)
+
+    return {
+        "n_gates": int(e.n_gates),
+        "g_pos": pub("gate_pos", "_g_pos"),
+        "normals": pub("gate_normals", "_normals"),
+        "target": int(pub("target", "_target")),
+        "passed": int(pub("gates_passed", "_passed")),
+        "goal": int(pub("goal", "_goal")),
+        "t": float(pub("time", "_t")),
+        "closed": bool(pub("closed", "track")) if "closed" in rs else bool(e.track.closed),
+        "prev_g": np.asarray(e._pgl, dtype=float),
+        "cos": e._cos,
+        "sin": e._sin,
+        "lap_time": float(e._lap_time),
+        "prev_p": e._prev_p,
+        "dist": float(e._dist),
+        "near": float(e._near),
+        "round": bool(e._round),
+        "moving": bool(e._moving),
+    }
+
+
+def _race_motion(e: Any) -> tuple[Any, ...]:
+    """Moving-gate parameters of the episode: (g_pos0, omega, amp, phase, lateral)."""
+    return e._g_pos0, e._omega, e._amp, e._phase, e._lateral
+
+
+def _set_race_state(e: Any, g_pos, prev_g, target, passed, t, lap_time, dist, prev_p) -> None:
+    e._g_pos = g_pos
+    e._gl = [tuple(x) for x in g_pos.tolist()]
+    e._pgl = [tuple(x) for x in prev_g.tolist()]
+    e._target, e._passed = int(target), int(passed)
+    e._t, e._lap_time, e._dist = float(t), float(lap_time), float(dist)
+    e._prev_p = tuple(float(v) for v in prev_p)
+    if hasattr(e, "_cull"):
+        e._cull = None  # the task's gate-loop culling bound: recomputed at its next scan
+
+
 class QuadrotorOps(BatchOps):
     """QuadrotorTask's apply_action / quad state over all sims (no reward: tasks add it)."""
+
+    steps_finished = True
 
     def __init__(self, venv):
         super().__init__(venv)
@@ -59,15 +153,20 @@ class QuadrotorOps(BatchOps):
         q = e0.quad
         self.quad = q
         self.body = int(q.body_id)
-        self.cmd = np.asarray(q.cmd_ids)
-        self.drag = np.asarray(q.drag_ids)
+        self.cmd = _as_index(q.cmd_ids)
+        self.drag = _as_index(q.drag_ids)
         self.pos_sl, self.vel_sl, self.angvel_sl = q.pos_slice, q.vel_slice, q.angvel_slice
+        self.quat_sl = q.quat_slice
         b = self.batch
         self.ctrl = b.bind("ctrl")
         self.qpos = b.bind("qpos")
         self.qvel = b.bind("qvel")
-        self.xmat = b.bind("xmat")
+        self._quats_to_rots = _rots_fn()
+        if self._quats_to_rots is None:  # pragma: no cover - older robot module
+            self.xmat = b.bind("xmat")
         self.ground_effect = bool(e0.ground_effect)
+        # the state rows hold all the step reads, but for ground effect (actuator_force)
+        self.needs_derived = self.ground_effect or self._quats_to_rots is None
         if self.ground_effect:
             self.xfrc = b.bind("xfrc_applied")
             self.force = b.bind("actuator_force")
@@ -81,6 +180,8 @@ class QuadrotorOps(BatchOps):
         self.imu_i = np.full(n, self.block, dtype=np.int64)
         self.prev_action = np.zeros((n, 4))
         self.change2 = np.zeros(n)
+        self.rot = np.zeros((n, 9))  # attitude of the current qpos (rows where rot_ok)
+        self.rot_ok = np.zeros(n, dtype=bool)
         self.arena_lo = np.asarray(e0.arena_low, dtype=float)
         self.arena_hi = np.asarray(e0.arena_high, dtype=float)
         self.half_height = 0.5 * q.p.body_height
@@ -89,6 +190,7 @@ class QuadrotorOps(BatchOps):
         self._flat_ground = type(e0).ground_height is qt.QuadrotorTask.ground_height
         self._all = np.arange(n)
         self._buf: dict[int, np.ndarray] = {}
+        self._wind_all = self._imu_all = False  # every sim has wind / IMU noise this episode
 
     def rows(self, idx: Index) -> np.ndarray:
         return self._all if isinstance(idx, slice) else idx
@@ -96,89 +198,147 @@ class QuadrotorOps(BatchOps):
     # ---- per episode --------------------------------------------------------------------
     def on_reset(self, ids: Sequence[int]) -> None:
         for i in np.asarray(ids).tolist():
-            e = self.envs[i]
-            self.wind[i] = e._wind
-            self.wind_on[i] = bool(e._has_wind)
-            self.imu_std[i] = e._imu_std
-            self.imu_on[i] = bool(e._imu_noisy)
-            buf = np.asarray(getattr(e, "_noise_buf", np.zeros((0, _NQ))))
+            ep = _quad_episode(self.envs[i])
+            self.wind[i] = ep["wind"]
+            self.wind_on[i] = ep["has_wind"]
+            self.imu_std[i] = ep["imu_std"]
+            self.imu_on[i] = ep["imu_noisy"]
+            buf = ep["noise_buf"]
             if len(buf) == self.block:  # the reset observation drew a block already
                 self.imu_buf[i] = buf
-                self.imu_i[i] = int(e._noise_i)
+                self.imu_i[i] = ep["noise_i"]
             else:
                 self.imu_i[i] = self.block
-            self.prev_action[i] = e._prev_action
-            self.change2[i] = e._action_change2
+            self.prev_action[i] = ep["prev_action"]
+            self.change2[i] = ep["action_change2"]
+        self.rot_ok[np.asarray(ids)] = False
+        self._wind_all = bool(self.wind_on.all())
+        self._imu_all = bool(self.imu_on.all())
 
     def sync_task(self, i: int) -> None:
-        e = self.envs[i]
-        e._prev_action = self.prev_action[i].tolist()
-        e._action_change2 = float(self.change2[i])
         k = int(self.imu_i[i])
-        e._noise_buf, e._noise_i = (self.imu_buf[i].copy(), k) if k < self.block else (
-            np.zeros((0, _NQ)), 0)  # fmt: skip
+        buf, k = (self.imu_buf[i].copy(), k) if k < self.block else (np.zeros((0, _NQ)), 0)
+        _set_quad_bookkeeping(self.envs[i], self.prev_action[i].tolist(), self.change2[i], buf, k)
+        self.rot_ok[i] = False  # a call may move the sim
 
     # ---- per step -----------------------------------------------------------------------
+    def rots(self, idx: Index, out: np.ndarray | None = None) -> np.ndarray:
+        """Body-to-world rotations (row-major, 9) of the current qpos of sims ``idx`` (into
+        ``out`` if given)."""
+        if self._quats_to_rots is None:  # pragma: no cover - older robot module
+            r = self.xmat[idx, self.body]
+        else:
+            r = self._quats_to_rots(self.qpos[idx, self.quat_sl])
+        if out is not None:
+            out[:] = r
+        return r
+
+    def _current_rots(self, idx: Index) -> np.ndarray:
+        """``rots(idx)``, from the cache the last observation filled; rows it does not hold
+        (sims reset or moved since) are computed."""
+        ok = self.rot_ok[idx]
+        if not ok.all():
+            bad = self.rows(idx)[~ok]
+            self.rot[bad] = self.rots(bad)
+            self.rot_ok[bad] = True
+        return self.rot[idx]
+
     def apply_actions(self, idx: Index, applied: np.ndarray) -> None:
         a = np.asarray(applied, dtype=np.float64)
         u = self.quad.action_to_ctrl(a)
-        rows = self.rows(idx)
-        if isinstance(idx, slice):
+        full = isinstance(idx, slice)
+        if full:
             self.ctrl[:, self.cmd] = u
         else:
-            self.ctrl[rows[:, None], self.cmd] = u
-        wind = self.wind_on[idx]
-        if wind.any():
-            wr = rows[wind]
-            r = self.xmat[wr, self.body]  # row-major R; drag ref = R^T w, column by column
-            w = self.wind[wr]
-            wx, wy, wz = w[:, 0, None], w[:, 1, None], w[:, 2, None]
-            self.ctrl[wr[:, None], self.drag] = r[:, 0:3] * wx + r[:, 3:6] * wy + r[:, 6:9] * wz
+            self.ctrl[idx[:, None], self.cmd] = u
+        if full and self._wind_all:
+            r = self._current_rots(idx)  # drag reference = R^T w, column by column
+            w = self.wind
+            self.ctrl[:, self.drag] = (
+                r[:, 0:3] * w[:, 0:1] + r[:, 3:6] * w[:, 1:2] + r[:, 6:9] * w[:, 2:3]
+            )
+        else:
+            wind = self.wind_on[idx]
+            if wind.any():
+                wr = self.rows(idx)[wind]
+                r = self._current_rots(wr)
+                w = self.wind[wr]
+                self.ctrl[wr[:, None], self.drag] = (
+                    r[:, 0:3] * w[:, 0:1] + r[:, 3:6] * w[:, 1:2] + r[:, 6:9] * w[:, 2:3]
+                )
         if self.ground_effect:
-            self._ground_effect(rows)
+            self._ground_effect(self.rows(idx))
         d = a - self.prev_action[idx]
-        self.change2[idx] = _pow2(d[:, 0]) + _pow2(d[:, 1]) + _pow2(d[:, 2]) + _pow2(d[:, 3])
+        e = _pow2(d)
+        self.change2[idx] = e[:, 0] + e[:, 1] + e[:, 2] + e[:, 3]
         self.prev_action[idx] = a
 
     def _ground_effect(self, rows: np.ndarray) -> None:
         from simenvs.robots.quadrotor import ground_effect_factor
 
         q = self.quad
-        for i in rows.tolist():
+        r = self._current_rots(rows)
+        for j, i in enumerate(rows.tolist()):
             e = self.envs[i]
             x, y, z = self.qpos[i, self.pos_sl]
             f = ground_effect_factor(z - e.ground_height(x, y), q.p.prop_radius)
-            zaxis = self.xmat[i, self.body, 2::3]
+            zaxis = r[j, 2::3]
             force = self.force[i, self.cmd]
             thrust = float(force[0]) if q.action_mode == "ctbr" else float(force.sum())
             self.xfrc[i, self.body, :3] = (f - 1.0) * thrust * zaxis
 
     def state_obs(self, idx: Index) -> np.ndarray:
         """pos, vel, rot, body rates (+ IMU noise), the task part, last action; filled in one
-        float64 buffer and cast once, as the task's concatenate(..., dtype=float32)."""
+        float64 buffer and cast once, as the task's list of floats -> float32."""
+        full = isinstance(idx, slice)
         rows = self.rows(idx)
         n = len(rows)
         buf = self._buf.get(n)
         if buf is None:
             d = int(self.venv.single_observation_space.shape[0])
             buf = self._buf[n] = np.empty((n, d))
-        buf[:, 0:3] = self.qpos[idx, self.pos_sl]
-        buf[:, 3:6] = self.qvel[idx, self.vel_sl]
-        buf[:, 6:15] = self.xmat[idx, self.body]
-        buf[:, 15:18] = self.qvel[idx, self.angvel_sl]
-        noisy = self.imu_on[idx]
-        if noisy.any():
-            nr = rows[noisy]
-            empty = nr[self.imu_i[nr] >= self.block]
-            if empty.size:  # the task's block refill: std * normals((block, 18))
-                z = self.venv.noise.take(empty, self.block * _NQ).reshape(-1, self.block, _NQ)
-                self.imu_buf[empty] = self.imu_std[empty, None, :] * z
-                self.imu_i[empty] = 0
-            buf[noisy, :_NQ] += self.imu_buf[nr, self.imu_i[nr]]
-            self.imu_i[nr] += 1
+        qpos, qvel = self.qpos, self.qvel
+        buf[:, 0:3] = qpos[idx, self.pos_sl]
+        buf[:, 3:6] = qvel[idx, self.vel_sl]
+        if full:
+            self.rots(idx, self.rot)
+            buf[:, 6:15] = self.rot
+            self.rot_ok[:] = True
+        else:
+            r = self.rots(idx, buf[:, 6:15])
+            self.rot[idx] = r
+            self.rot_ok[idx] = True
+        buf[:, 15:18] = qvel[idx, self.angvel_sl]
+        finishing = self.venv._finishing  # sims reset right after this step: no noise drawn
+        if full and self._imu_all and finishing is None:
+            self._imu_noise(rows, buf)
+        else:
+            noisy = self.imu_on[idx]
+            if finishing is not None:
+                noisy = noisy & ~finishing[idx]
+            if noisy.any():
+                self._imu_noise(rows[noisy], buf, noisy)
         self.task_state(idx, buf[:, _NQ:-4])
         buf[:, -4:] = self.venv._last_action[idx]
         return buf.astype(np.float32)
+
+    def _imu_noise(self, nr: np.ndarray, buf: np.ndarray, mask: Any = None) -> None:
+        """Add each sim's next IMU noise row (the task's block refill: std * normals)."""
+        full = mask is None  # then nr is every sim, in order: slices instead of gathers
+        k = self.imu_i if full else self.imu_i[nr]
+        used = k >= self.block
+        if used.any():
+            empty = nr[used]
+            z = self.venv.noise.take(empty, self.block * _NQ).reshape(-1, self.block, _NQ)
+            self.imu_buf[empty] = self.imu_std[empty, None, :] * z
+            self.imu_i[empty] = 0
+            k = self.imu_i if full else self.imu_i[nr]
+        if full:
+            buf[:, :_NQ] += self.imu_buf[nr, k]
+            self.imu_i += 1
+        else:
+            buf[mask, :_NQ] += self.imu_buf[nr, k]
+            self.imu_i[nr] = k + 1
 
     def task_state(self, idx: Index, out: np.ndarray) -> None:
         """Write the task part of the state (between body rates and last action) into out."""
@@ -194,17 +354,18 @@ class QuadrotorOps(BatchOps):
                            for i, (a, b) in zip(rows.tolist(), p[:, :2].tolist())])  # fmt: skip
             ground = z - gh < self.half_height
         out = ((p < self._lo3) | (p > self._hi3)).any(axis=1)
-        code = out * 3
-        if ground.any():
-            code[ground] = 2
         finite = np.isfinite(p).all(axis=1)
-        if not finite.all():
-            code[~finite] = 1
+        if not ((out | ground).any() or not finite.all()):
+            return np.zeros(len(p), dtype=np.int64)
+        code = out * 3
+        code[ground] = 2
+        code[~finite] = 1
         return code
 
     def rate_penalty(self, idx: Index) -> np.ndarray:
         w = self.qvel[idx, self.angvel_sl]
-        return w[:, 0] * w[:, 0] + w[:, 1] * w[:, 1] + w[:, 2] * w[:, 2]
+        ww = w * w
+        return ww[:, 0] + ww[:, 1] + ww[:, 2]
 
     def action_change_penalty(self, idx: Index) -> np.ndarray:
         return self.change2[idx]
@@ -243,104 +404,106 @@ class DroneRaceOps(QuadrotorOps):
         self.round = np.zeros(n, dtype=bool)
         self.closed = np.zeros(n, dtype=bool)
         self.moving = np.zeros(n, dtype=bool)
+        self._any_moving = False
+        self.scan_p = np.zeros((n, 3))  # gate-loop culling (see _needs_scan)
+        self.scan_t = np.zeros(n)
+        self.bound = np.full(n, -np.inf)
+        self.vmax = np.zeros(n)
+        self._t_idx = np.arange(n) * g  # row offsets into g_pos/normals viewed as (n * G, 3)
 
     def on_reset(self, ids: Sequence[int]) -> None:
         super().on_reset(ids)
         for i in np.asarray(ids).tolist():
-            e = self.envs[i]
-            k = int(e.n_gates)
+            ep = _race_episode(self.envs[i])
+            k = ep["n_gates"]
             self.n_gates[i] = k
             self.g_pos[i], self.prev_g[i] = np.inf, np.inf  # padding: never near
-            self.g_pos[i, :k] = e._g_pos
-            self.prev_g[i, :k] = np.asarray(e._pgl, dtype=float)
-            self.normals[i, :k] = e._normals
-            self.cos[i, :k], self.sin[i, :k] = e._cos, e._sin
-            self.target[i], self.passed[i], self.goal[i] = e._target, e._passed, e._goal
-            self.t[i], self.lap_time[i] = e._t, e._lap_time
-            self.prev_p[i] = e._prev_p
-            self.dist[i], self.near[i] = e._dist, e._near
-            self.round[i], self.closed[i] = bool(e._round), bool(e.track.closed)
-            self.moving[i] = bool(e._moving)
+            self.g_pos[i, :k] = ep["g_pos"]
+            self.prev_g[i, :k] = ep["prev_g"]
+            self.normals[i, :k] = ep["normals"]
+            self.cos[i, :k], self.sin[i, :k] = ep["cos"], ep["sin"]
+            self.target[i], self.passed[i], self.goal[i] = ep["target"], ep["passed"], ep["goal"]
+            self.t[i], self.lap_time[i] = ep["t"], ep["lap_time"]
+            self.prev_p[i] = ep["prev_p"]
+            self.dist[i], self.near[i] = ep["dist"], ep["near"]
+            self.round[i], self.closed[i] = ep["round"], ep["closed"]
+            self.moving[i] = ep["moving"]
+            if ep["moving"]:  # gate speed bound: lateral a*w, vertical 0.4*a*w
+                _, omega, amp, _, _ = _race_motion(self.envs[i])
+                self.vmax[i] = 1.1 * amp * omega
+            else:
+                self.vmax[i] = 0.0
+            self.bound[i] = -np.inf
+        self._any_moving = bool(self.moving.any())
 
     def sync_task(self, i: int) -> None:
         super().sync_task(i)
-        e = self.envs[i]
+        self.bound[i] = -np.inf  # a call may move the quad or the gates
         k = int(self.n_gates[i])
-        e._g_pos = self.g_pos[i, :k].copy()
-        e._gl = [tuple(x) for x in e._g_pos.tolist()]
-        e._pgl = [tuple(x) for x in self.prev_g[i, :k].tolist()]
-        e._target, e._passed = int(self.target[i]), int(self.passed[i])
-        e._t, e._lap_time, e._dist = float(self.t[i]), float(self.lap_time[i]), float(self.dist[i])
-        e._prev_p = tuple(float(v) for v in self.prev_p[i])
+        _set_race_state(
+            self.envs[i], self.g_pos[i, :k].copy(), self.prev_g[i, :k], self.target[i],
+            self.passed[i], self.t[i], self.lap_time[i], self.dist[i], self.prev_p[i],
+        )  # fmt: skip
 
     # ---- per step -----------------------------------------------------------------------
     def apply_actions(self, idx: Index, applied: np.ndarray) -> None:
         super().apply_actions(idx, applied)
-        moving = self.moving[idx]
-        if moving.any():
+        if self._any_moving:
+            moving = self.moving[idx]
             for i in self.rows(idx)[moving].tolist():
                 self._move_gates(i)
 
     def _move_gates(self, i: int) -> None:
         """DroneRaceEnv.apply_action's gate motion for sim i (per sim: the task's array
         shapes, so numpy's sin gives the same bits)."""
-        e = self.envs[i]
+        g0, w, a, ph, lateral = _race_motion(self.envs[i])
         k = int(self.n_gates[i])
         self.prev_g[i, :k] = self.g_pos[i, :k]
         t = float(self.t[i]) + self.dt
-        w, a, ph = e._omega, e._amp, e._phase
-        lat = np.sin(w * t + ph[:, 0])[:, None] * e._lateral
+        lat = np.sin(w * t + ph[:, 0])[:, None] * lateral
         up = 0.5 * np.sin(0.8 * w * t + ph[:, 1])
-        g = e._g_pos0 + a * lat
+        g = g0 + a * lat
         g[:, 2] += a * up
         self.g_pos[i, :k] = g
         self.mocap_pos[i, self.gate_mocap[:k]] = g
+
+    def _target_rows(self, idx: Index, k: np.ndarray) -> np.ndarray:
+        """Flat row numbers of gate ``k`` of each sim ``idx`` in ``g_pos.reshape(-1, 3)``."""
+        return self._t_idx[idx] + k
 
     def evaluate(self, idx: Index) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         rows = self.rows(idx)
         n = len(rows)
         t = self.t[idx] + self.dt
         self.t[idx] = t
-        p = self.qpos[idx, self.pos_sl].copy()
-        px, py, pz = p[:, 0], p[:, 1], p[:, 2]
+        p = np.array(self.qpos[idx, self.pos_sl])
         code = self.failure(idx, p)
-        ok = code == 0
         prev = self.prev_p[idx]
         passed = np.zeros(n, dtype=bool)
-        # the task's gate loop: gates within lim of the new position (exact test below)
-        e = _pow2(p - prev)
-        step = np.sqrt(e[:, 0] + e[:, 1] + e[:, 2])
-        lim = self.near[idx] + step
-        lim2 = lim * lim
-        diff = p[:, None, :] - self.g_pos[idx]  # (n, G, 3); padding at infinity
-        cand = np.einsum("ngj,ngj->ng", diff, diff) <= (lim2 * (1.0 + 1e-9))[:, None]
-        cand &= ok[:, None]
-        if cand.any():  # candidates by a margin; the task's exact test on them only
-            js, gs = np.nonzero(cand)
-            e = _pow2(diff[js, gs])
-            d2 = e[:, 0] + e[:, 1] + e[:, 2]
-            keep = ~(d2 > lim2[js])
-            if keep.any():
-                self._near_gates(rows, js[keep], gs[keep], p, prev, code, passed)
+        scan = self._needs_scan(idx, p, prev, t) & (code == 0)
+        if scan.any():
+            self._scan(rows, np.flatnonzero(scan), p, prev, t, code, passed)
         w = self.weights
-        e = _pow2(self.g_pos[rows, self.target[idx]] - p)
+        g_flat = self.g_pos.reshape(-1, 3)
+        e = _pow2(g_flat[self._target_rows(idx, self.target[idx])] - p)
         dist = np.sqrt(e[:, 0] + e[:, 1] + e[:, 2])
         reward = 0.0 + w["progress"] * (self.dist[idx] - dist)
         success = np.zeros(n, dtype=bool)
-        for j in np.flatnonzero(passed).tolist():
-            i = int(rows[j])
-            self.passed[i] += 1
-            rj = 0.0 + w["gate"]
-            if self.passed[i] >= self.goal[i]:
-                success[j] = True
-                rj += w["lap"]
-                self.lap_time[i] = self.t[i]
-            self.target[i] = (self.target[i] + 1) % self.n_gates[i]
-            tx, ty, tz = (float(v) for v in self.g_pos[i, self.target[i]])
-            x, y, z = float(px[j]), float(py[j]), float(pz[j])
-            dist[j] = math.sqrt((tx - x) ** 2 + (ty - y) ** 2 + (tz - z) ** 2)
-            rj += w["progress"] * float(self.dist[i])
-            reward[j] = rj
+        if passed.any():
+            for j in np.flatnonzero(passed).tolist():
+                i = int(rows[j])
+                self.passed[i] += 1
+                rj = 0.0 + w["gate"]
+                if self.passed[i] >= self.goal[i]:
+                    success[j] = True
+                    rj += w["lap"]
+                    self.lap_time[i] = self.t[i]
+                self.target[i] = (self.target[i] + 1) % self.n_gates[i]
+                tx, ty, tz = (float(v) for v in self.g_pos[i, self.target[i]])
+                x, y, z = (float(v) for v in p[j])
+                dist[j] = math.sqrt((tx - x) ** 2 + (ty - y) ** 2 + (tz - z) ** 2)
+                rj += w["progress"] * float(self.dist[i])
+                reward[j] = rj
         self.dist[idx] = dist
         reward = reward - (
             w["body_rate"] * self.rate_penalty(idx)
@@ -351,14 +514,50 @@ class DroneRaceOps(QuadrotorOps):
             reward = np.where(crashed, reward - w["crash"], reward)
         self.prev_p[idx] = p
         info = {
-            "gates_passed": np.array(self.passed[idx]),
-            "lap_time": np.where(success, self.lap_time[idx], t),
+            "gates_passed": self.passed[idx].copy(),
+            "lap_time": np.where(success, self.lap_time[idx], t) if success.any() else t,
             "crashed": crashed,
             "crash_reason": REASONS[code],
             "is_success": success,
-            "target_gate": np.array(self.target[idx]),
+            "target_gate": self.target[idx].copy(),
         }
         return reward, crashed | success, info
+
+    def _needs_scan(self, idx: Index, p: np.ndarray, prev: np.ndarray, t: np.ndarray):
+        """Sims whose gates may be within ``near + step`` of the quad (the task's gate loop
+        would test one). Others are skipped by a bound from their last scan: every gate was
+        at least ``near + bound`` away from ``scan_p`` then; since then the quad moved
+        ``disp`` and the gates at most ``vmax * (t - scan_t)``. Margins of 1e-6 m cover the
+        rounding of this test (the task culls the same way)."""
+        d = p - prev
+        step = np.sqrt(np.einsum("ij,ij->i", d, d))
+        d = p - self.scan_p[idx]
+        slack = np.sqrt(np.einsum("ij,ij->i", d, d)) + step + 1e-6
+        if self._any_moving:
+            slack += self.vmax[idx] * np.abs(t - self.scan_t[idx])
+        return ~(slack < self.bound[idx])
+
+    def _scan(self, rows, js, p, prev, t, code, passed) -> None:
+        """The gate loop of sims ``rows[js]``: candidates by a margin, the task's exact test on
+        them (``_near_gates``); records each sim's bound for ``_needs_scan``."""
+        every = len(js) == len(p) and len(rows) == self.n  # all sims (hovering near a gate)
+        ii = slice(None) if every else rows[js]
+        pj, pv = (p, prev) if every else (p[js], prev[js])
+        diff = pj[:, None, :] - self.g_pos[ii]  # (k, G, 3); padding at infinity
+        d2 = np.einsum("ngj,ngj->ng", diff, diff)
+        near = self.near[ii]
+        self.scan_p[ii], self.scan_t[ii] = pj, (t if every else t[js])
+        self.bound[ii] = np.sqrt(d2.min(axis=1)) - near
+        e = _pow2(pj - pv)  # the task's step length, bit for bit
+        lim = near + np.sqrt(e[:, 0] + e[:, 1] + e[:, 2])
+        lim2 = lim * lim
+        cand = d2 <= (lim2 * (1.0 + 1e-9))[:, None]
+        if cand.any():
+            cj, gs = np.nonzero(cand)
+            e = _pow2(diff[cj, gs])
+            keep = ~(e[:, 0] + e[:, 1] + e[:, 2] > lim2[cj])
+            if keep.any():
+                self._near_gates(rows, js[cj[keep]], gs[keep], p, prev, code, passed)
 
     def _near_gates(self, rows, js, gs, p, prev, code, passed) -> None:
         """The task's per-gate loop for the near (sim, gate) pairs ``(js, gs)``.
@@ -395,14 +594,16 @@ class DroneRaceOps(QuadrotorOps):
                 passed[j] = True
 
     def task_state(self, idx: Index, out: np.ndarray) -> None:
-        rows = self.rows(idx)
         p = self.qpos[idx, self.pos_sl]
         k = self.target[idx]
         k2 = k + 1
-        wrap = k2 >= self.n_gates[idx]
+        ng = self.n_gates[idx]
+        wrap = k2 >= ng
         if wrap.any():
-            k2 = np.where(wrap, np.where(self.closed[idx], 0, self.n_gates[idx] - 1), k2)
-        out[:, 0:3] = self.g_pos[rows, k] - p
-        out[:, 3:6] = self.normals[rows, k]
-        out[:, 6:9] = self.g_pos[rows, k2] - p
-        out[:, 9:12] = self.normals[rows, k2]
+            k2 = np.where(wrap, np.where(self.closed[idx], 0, ng - 1), k2)
+        g_flat, n_flat = self.g_pos.reshape(-1, 3), self.normals.reshape(-1, 3)
+        r1, r2 = self._target_rows(idx, k), self._target_rows(idx, k2)
+        out[:, 0:3] = g_flat[r1] - p
+        out[:, 3:6] = n_flat[r1]
+        out[:, 6:9] = g_flat[r2] - p
+        out[:, 9:12] = n_flat[r2]

@@ -45,7 +45,8 @@ def make_vector_env(
 ) -> gym.vector.VectorEnv:
     """A Gymnasium vector env: ``batched`` (one process, ``mujoco.batch``), ``sync`` (a loop
     in this process) or ``async`` (one worker process per env; ``context`` picks the start
-    method, forkserver by default). ``kwargs`` go to the env (and, for batched, to
+    method, forkserver by default; ``envs_per_worker=M`` puts M envs in each process, a
+    ``ProcessPoolVectorEnv``). ``kwargs`` go to the env (and, for batched, to
     ``BatchedVectorEnv``)."""
     if mode not in VECTOR_MODES:
         raise ValueError(f"unknown vector mode {mode!r}; allowed: {list(VECTOR_MODES)}")
@@ -56,6 +57,16 @@ def make_vector_env(
     # forkserver by default: a forked child of a process that holds a GL context (any env
     # that rendered) can deadlock in EGL; a fresh interpreter also proves simenvs imports itself
     context = kwargs.pop("context", "forkserver")
+    per_worker = kwargs.pop("envs_per_worker", None)
+    if mode == "async" and per_worker is not None and int(per_worker) > 1:
+        from simenvs.vector.pool import ProcessPoolVectorEnv
+
+        if num_envs % int(per_worker):
+            raise ValueError(
+                f"num_envs={num_envs} is not a multiple of envs_per_worker={per_worker}"
+            )
+        k = num_envs // int(per_worker)
+        return ProcessPoolVectorEnv(env, k, int(per_worker), context=context, **kwargs)
     fns = [EnvFn(env, kwargs) for _ in range(num_envs)]
     if mode == "sync":
         return gym.vector.SyncVectorEnv(fns)
