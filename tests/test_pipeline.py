@@ -38,7 +38,7 @@ def _quiet() -> tuple[Console, io.StringIO]:
 def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, str]:
     out = tmp_path_factory.mktemp("pipeline") / "run"
     con, buf = _quiet()
-    data = run_pipeline(out=out, budget="smoke", console=con)
+    data = run_pipeline(out=out, budget="smoke", console=con, oracle=True)
     return out, data, buf.getvalue()
 
 
@@ -56,6 +56,8 @@ def test_every_stage_runs_and_writes_its_outputs(smoke_run: tuple[Path, dict, st
         "simopt/distribution.json",
         "finetune/adapted/model.zip",
         "finetune/control/model.zip",
+        "oracle/train/model.zip",
+        "oracle/finetune/model.zip",
         "export/policy.onnx",
         "export/policy.pt",
         "report/learning_curve.png",
@@ -81,7 +83,7 @@ def test_report_links_existing_pictures_and_numbers(smoke_run: tuple[Path, dict,
     for link in links:
         assert (out / link).is_file(), link
     ev = data["stages"]["eval_real"]["result"]
-    for tag in ("before", "after", "control", "expert"):
+    for tag in ("before", "after", "control", "oracle", "expert"):
         assert ev[tag]["episodes"] == BUDGETS["smoke"]["real_eval"]
         lo, hi = ev[tag]["ci95"]
         assert 0.0 <= lo <= ev[tag]["success_rate"] <= hi <= 1.0
@@ -104,6 +106,20 @@ def test_adapted_distribution_reaches_the_finetune_and_not_the_control(
     assert control["dynamics.quad.thrust_scale"]["dist"] == "uniform"
     ft = json.loads((out / "finetune/adapted/config.json").read_text())
     assert ft["warm_start_from"].endswith("train")
+    # the oracle trains (stage 1 and fine-tune) on the hidden truth, pinned
+    truth = data["stages"]["collect"]["result"]["truth_sim"]
+    for sub in ("oracle/train", "oracle/finetune"):
+        oracle = json.loads((out / sub / "config.json").read_text())["randomization"]
+        joint = oracle["joint"][0]
+        i = joint["names"].index("dynamics.quad.thrust_scale")
+        assert joint["mean"][i] == pytest.approx(truth["dynamics.quad.thrust_scale"])
+        assert joint["cov"][i][i] < 1e-5
+        assert oracle["dynamics.quad.drag"]["mean"][0] == pytest.approx(
+            truth["dynamics.quad.drag[0]"]
+        )
+    assert json.loads((out / "oracle/finetune/config.json").read_text())[
+        "warm_start_from"
+    ].endswith("oracle/train")
     hw = data["stages"]["hardware"]["result"]
     assert hw["steps"] == BUDGETS["smoke"]["loop_steps"] and hw["policy_p50_ms"] > 0
 
@@ -115,7 +131,7 @@ def test_rerun_skips_finished_stages_and_redoes_an_unfinished_one(
     model = out / "train/model.zip"
     mtime = model.stat().st_mtime_ns
     con, buf = _quiet()
-    again = run_pipeline(out=out, budget="smoke", console=con)
+    again = run_pipeline(out=out, budget="smoke", console=con, oracle=True)
     log = buf.getvalue()
     assert "done train in" not in log and log.count("skipped") == len(STAGE_NAMES)
     assert again["stages"] == data["stages"]
@@ -127,7 +143,7 @@ def test_rerun_skips_finished_stages_and_redoes_an_unfinished_one(
     (out / STATE_FILE).write_text(json.dumps(state))
     (out / "report.md").unlink()
     con, buf = _quiet()
-    third = run_pipeline(out=out, budget="smoke", console=con)
+    third = run_pipeline(out=out, budget="smoke", console=con, oracle=True)
     log = buf.getvalue()
     assert "done hardware in" in log and "done report in" in log
     assert "done train in" not in log and "done simopt in" not in log
@@ -152,6 +168,12 @@ def test_bad_settings_are_refused_with_clear_errors(
     with pytest.raises(PipelineError, match="not a pipeline run folder"):
         run_pipeline(out=busy, budget="smoke", console=con)
     assert (busy / "notes.txt").exists()
+    with pytest.raises(PipelineError, match="different settings.*oracle"):
+        run_pipeline(out=out, budget="smoke", console=con)  # started with the oracle
+    with pytest.raises(PipelineError, match="unknown budget key 'nope'"):
+        run_pipeline(out=tmp_path / "d", budget="smoke", overrides={"nope": 1}, console=con)
+    with pytest.raises(PipelineError, match="unknown stage 'x'"):
+        run_pipeline(out=tmp_path / "e", budget="smoke", until="x", console=con)
     with pytest.raises(PipelineError, match="cannot stand in.*proxy:nonsense"):
         run_pipeline(out=tmp_path / "c", budget="smoke", real="proxy:nonsense", console=con)
 
@@ -179,3 +201,17 @@ def test_sim_truth_passes_simulator_parameters_through() -> None:
     assert sim_truth(Hidden(), ["dynamics.quad.mass", "dynamics.quad.kf"]) == {
         "dynamics.quad.mass": 0.9
     }
+
+
+def test_until_stops_after_a_stage_and_overrides_reach_the_budget(tmp_path: Path) -> None:
+    con, buf = _quiet()
+    overrides = {"real_eval": 3, "bc": {"epochs": 1}}
+    data = run_pipeline(
+        out=tmp_path / "r", budget="smoke", console=con, until="eval_sim", overrides=overrides
+    )
+    assert [n for n, s in data["stages"].items() if s["status"] == "done"] == ["train", "eval_sim"]
+    assert "done eval_sim in" in buf.getvalue() and "collect" not in data["stages"]
+    values = data["config"]["budget_values"]
+    assert values["real_eval"] == 3 and values["bc"]["epochs"] == 1
+    assert values["bc"]["episodes"] == BUDGETS["smoke"]["bc"]["episodes"]  # nested: merged
+    assert data["config"]["overrides"] == overrides

@@ -444,8 +444,9 @@ def test_simopt_recovers_hidden_drone_mass_and_drag(tmp_path):
     so = SimOpt(cfg, tmp_path, reality=real, policy=expert, env=DroneRaceEnv, log=None)
     s = so.run()
     assert s["prior_rel_error"]["dynamics.quad.drag[0]"] > 0.3
-    for n in params:
-        assert s["rel_error"][n] < 0.05, (n, s["prior_rel_error"][n], s["rel_error"][n])
+    for n in params:  # issue 7's target (within 10 %), and at least half the prior's error gone
+        err, err0 = s["rel_error"][n], s["prior_rel_error"][n]
+        assert err < 0.10 and err < 0.5 * err0, (n, err0, err)
     assert so.history[-1]["discrepancy_after"] < 0.2 * so.history[0]["discrepancy_before"]
     # the recorded real episodes carry the scene layout but not the hidden dynamics
     ep = load_rollouts(tmp_path / "real" / "iter_000.npz").episodes[0]
