@@ -217,12 +217,55 @@ def transfer() -> str | None:
                     ]
                 )
     out = "### Sim-to-real transfer with SimOpt (`benchmarks/transfer.py`)\n\n" + _when(d) + "\n\n"
+    comparison = _policy_comparison(d.get("rows", []))
+    if comparison:
+        out += comparison + "\n\n"
+    speeds = [
+        [
+            r["env_id"].replace("simenvs/", ""),
+            _n(r.get("mujoco_steps_per_s")),
+            _n(r.get("pybullet_steps_per_s")),
+            f"{r.get('pybullet_over_mujoco', 0):.2f}",
+        ]
+        for r in d.get("rows", [])
+        if r.get("method") == "engine_steps_per_s"
+    ]
+    if speeds:
+        head_s = ["env", "MuJoCo env steps/s", "PyBullet env steps/s", "PyBullet / MuJoCo"]
+        out += _table(head_s, speeds) + "\n\n"
     if ident:
         out += _table(
             ["env", "reality", "parameter", "hidden truth", "prior mean", "adapted mean",
              "error", "identifiable", "target met"], ident,
         ) + "\n\n"  # fmt: skip
     return out + _table(head, rows)
+
+
+def _policy_comparison(rows: list[dict[str, Any]]) -> str | None:
+    """One line per task: the four policies side by side in the same reality and seeds."""
+
+    def cell(r: dict[str, Any], key: str) -> str:
+        ci = (r.get("ci95") or {}).get(key)
+        s = _pct(r.get(key))
+        return f"{s} [{100 * ci[0]:.0f}, {100 * ci[1]:.0f}]" if ci else s
+
+    lines = [
+        [
+            r["env_id"].replace("simenvs/", ""),
+            r.get("reality", ""),
+            *(cell(r, k) for k in ("stage1", "broad", "simopt", "oracle")),
+            _n(r.get("episodes")),
+            r.get("mode", ""),
+            _n(r.get("target_met")) + ("" if r.get("informative", True) else " (not informative)"),
+        ]
+        for r in rows
+        if r.get("method") == "policy_comparison"
+    ]
+    if not lines:
+        return None
+    head = ["env", "reality", "stage 1", "broad", "SimOpt-adapted", "oracle", "episodes",
+            "budget", "adapted ≥ broad and ≤ 10 pts from oracle"]  # fmt: skip
+    return _table(head, lines)
 
 
 def inference() -> str | None:
@@ -247,8 +290,54 @@ def inference() -> str | None:
     )
 
 
+def gpu() -> str | None:
+    d = _load("gpu")
+    if not d or not isinstance(d.get("updates"), list):
+        return None
+    dev = d.get("device", {})
+    where = f"{dev.get('gpu', '?')}, {dev.get('cpus', '?')} CPU cores, GL: {dev.get('gl_renderer')}"
+    out = [f"### GPU machine (`benchmarks/gpu.py`)\n\n{_when(d)} — {where}"]
+    rows = [
+        [
+            r["config"],
+            r["policy"],
+            r["device"],
+            f"{r['samples_per_update']:,} × {r['n_epochs']}",
+            _n(r["update_s"], 3),
+            f"{r['speedup_vs_cpu']:.1f}×",
+        ]
+        for r in d["updates"]
+    ]
+    head = ["config", "policy", "device", "samples × epochs", "PPO update s", "vs CPU"]
+    out.append(_table(head, rows))
+    if isinstance(d.get("train"), list):
+        rows = [
+            [
+                r["device"],
+                _n(r["rl_steps"]),
+                _n(r["wall_s_incl_pretrain_and_eval"], 0),
+                _n(r["rl_steps_per_s"], 0),
+                _pct(r["held_out_success"]) + f" of {r['held_out_episodes']}",
+                _pct(r["deployed_onnx_success"]["success_rate"])
+                + f" of {r['deployed_onnx_success']['episodes']}",
+            ]
+            for r in d["train"]
+            if "deployed_onnx_success" in r
+        ]
+        head = ["DroneRace-v0 train", "RL steps", "wall s (BC+DAgger+PPO+eval)", "RL steps/s",
+                "held-out success", "exported ONNX success"]  # fmt: skip
+        out.append(_table(head, rows))
+    if isinstance(d.get("render"), list):
+        rows = [
+            [r["env_id"], "×".join(map(str, r["image_size"])), _n(r["steps_per_s"], 0)]
+            for r in d["render"]
+        ]
+        out.append(_table(["env (EGL on the GPU)", "image", "env steps/s (wall)"], rows))
+    return "\n\n".join(out)
+
+
 SECTIONS: list[Callable[[], str | None]] = [
-    env_speed, throughput, training, transfer, inference, core,
+    env_speed, throughput, training, transfer, inference, gpu, core,
 ]  # fmt: skip
 
 
