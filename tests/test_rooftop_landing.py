@@ -46,11 +46,16 @@ def test_check_env_state_and_perception_modes():
 def test_observation_modes_and_reset_info():
     env = RooftopLandingEnv(obs_mode="state", randomization="none", map_info=True)
     obs, info = env.reset(seed=3)
-    assert obs.shape == (26,) and env.observation_space.contains(obs)
-    assert sum(n for _, n, _ in env.state_layout()) == 26
+    assert obs.shape == (36,) and env.observation_space.contains(obs)
+    assert sum(n for _, n, _ in env.state_layout()) == 36
     s = env.site
     assert np.allclose(obs[18:21], [s.x - obs[0], s.y - obs[1], s.z - obs[2]], atol=1e-4)
     assert obs[21] == pytest.approx(s.radius)
+    # altitude: height above the surface straight below; grid: above the highest surface nearby
+    assert obs[22] == pytest.approx(obs[2] - env.safe_map.height_at(obs[0], obs[1]), abs=1e-4)
+    grid = obs[23:32].reshape(3, 3)
+    assert grid.min() <= obs[22] + 1e-4 and grid[1, 1] <= obs[22] + 1e-4
+    assert np.allclose(obs[32:36], env.hover_action())  # last action after reset
     assert info["safe_map"].shape == info["height_map"].shape == info["clearance_map"].shape
     assert info["safe_map"].any() and np.all(np.diff(info["sites"][:, 3]) <= 0)
     assert np.allclose(info["best_site"][:3], [s.x, s.y, s.z])
@@ -235,6 +240,33 @@ def test_range_grid_and_safe_mask_match_the_geometry():
     mujoco.mj_forward(env.model, env.data)
     m = env.safe_mask()
     assert 0.1 < m.mean() < 0.6
+
+
+def test_altitude_and_clearance_grid_read_the_height_map():
+    env = _fixed_env()
+    env.reset(seed=0)
+    smap = env.safe_map
+    ys, xs = np.meshgrid(np.arange(-12.0, 12.0, 0.05), np.arange(-12.0, 12.0, 0.05), indexing="ij")
+    heights = smap.height_at(xs, ys)
+
+    def window_max(cx, cy, half):
+        sel = (np.abs(xs - cx) <= half) & (np.abs(ys - cy) <= half)
+        return heights[sel].max()
+
+    for x, y in ((0.0, 0.0), (3.0, 0.0), (5.5, 2.0), (-4.0, -3.0)):
+        env.reset_quad([x, y, 20.0])
+        assert env.altitude() == pytest.approx(20.0 - smap.height_at(x, y), abs=1e-4)
+        grid = env.clearance_grid().reshape(3, 3)
+        for i, dy in enumerate((-3.0, 0.0, 3.0)):
+            for j, dx in enumerate((-3.0, 0.0, 3.0)):
+                # each cell: clearance over the highest surface within 1.5-2 m of its centre
+                hi = 20.0 - window_max(x + dx, y + dy, 1.45)
+                lo = 20.0 - window_max(x + dx, y + dy, 2.05)
+                assert lo - 1e-4 <= grid[i, j] <= hi + 1e-4, (x, y, i, j, grid)
+    env.reset_quad([3.0 - 3.0, 0.0, 20.0])  # the AC unit (top 12.7 m) is in the +x cell
+    grid = env.clearance_grid().reshape(3, 3)
+    assert grid[1, 2] == pytest.approx(20.0 - (AC.pos[2] + AC.size[2]), abs=1e-3)
+    assert grid[1, 0] == pytest.approx(8.0, abs=1e-3)  # bare roof at 12 m
 
 
 def test_randomization_changes_pixels_dynamics_and_wind():

@@ -1,18 +1,26 @@
-"""Scripted RooftopLanding expert: fly high, cross to the ground-truth site, descend, settle.
+"""Scripted RooftopLanding expert: hold altitude, cross to the target site, descend, settle.
 
-Privileged (reads the true state, the block's top and the best site from the env), so it proves
-the task is solvable under the env's randomization rather than modelling perception:
+A memoryless function of what the ``"state"`` observation holds (position, velocity, attitude,
+the site's relative position, the altitude above the surface below, the 3 x 3 clearance grid
+and the last action), read noise-free from the env, so behaviour cloning and DAgger can copy it
+into a policy that sees only that observation:
 
-1. Climb (or hold) to a cruise height 2 m above the highest point of the block, then cross to
-   above the best site (``env.site``: centre of the largest clear circle) at up to 6 m/s.
-2. Descend over the site with a sink rate that shrinks with the height above it (3 m/s high
-   up, 0.3 m/s for the last metre), holding the site's xy.
-3. On contact, ramp the thrust down to idle over 0.5 s, hold level until the env reports
-   success.
+1. Away from the site, hold altitude (the quad starts above everything in the block) and
+   climb when anything in the clearance grid is less than ``clear_min`` below; fly toward the
+   site at up to ``cruise_speed`` while clear of the surroundings.
+2. Within about a metre of the site, descend with a sink rate that shrinks with the height
+   above it (3 m/s high up, 0.2 m/s for the last metre), holding the site's xy. The two
+   vertical laws are blended by distance, so the command is continuous (easier to clone).
+3. Touch down at that sink rate and keep commanding it: on the roof the velocity loop then
+   asks for 80 % of hover thrust, which keeps the quad pressed down until it has settled.
+   The thrust is divided by the ground-effect factor of the measured altitude, so the rotor
+   cushion of the last centimetres does not stall the descent.
 
-Velocity loop -> desired acceleration (with an integral on the velocity error for wind, mass and
-battery randomization) -> thrust vector (nominal mass, tilt-limited) -> SO(3) attitude error ->
-CTBR body-rate command. Needs ``action_mode="ctbr"``.
+Velocity loop (P only, a stiff vertical gain instead of an integral so the thrust bias from the
+mass/thrust randomization stays under 0.2 m/s of sink) -> thrust vector (nominal mass and drag,
+tilt-limited, heading held along world +x so every episode flies in the same frame) -> SO(3)
+attitude error -> CTBR body-rate command. Needs ``action_mode="ctbr"``. ``ramp_s > 0``
+restores a thrust ramp-down on touchdown (memory in the observed last action).
 """
 
 from __future__ import annotations
@@ -22,13 +30,13 @@ from typing import Any
 
 import numpy as np
 
-from simenvs.robots.quadrotor import GRAVITY
+from simenvs.robots.quadrotor import GRAVITY, ground_effect_factor
 
 __all__ = ["RooftopLandingExpert"]
 
 
 class RooftopLandingExpert:
-    """Lands a ``RooftopLandingEnv`` quad on its ground-truth best site."""
+    """Lands a ``RooftopLandingEnv`` quad on its target site (``env.site``)."""
 
     def __init__(
         self,
@@ -36,9 +44,11 @@ class RooftopLandingExpert:
         cruise_speed: float = 6.0,
         k_pos: float = 1.2,
         k_vel: float = 4.0,
-        k_int: float = 1.5,
+        k_vel_z: float = 10.0,
         k_att: float = 8.0,
         max_tilt_deg: float = 35.0,
+        clear_min: float = 2.5,
+        ramp_s: float = 0.0,
     ):
         self.env = env.unwrapped if hasattr(env, "unwrapped") else env
         if self.env.action_mode != "ctbr":
@@ -46,61 +56,51 @@ class RooftopLandingExpert:
                 f"RooftopLandingExpert needs action_mode='ctbr', got {self.env.action_mode!r}"
             )
         self.cruise_speed = cruise_speed
-        self.k_pos, self.k_vel, self.k_int, self.k_att = k_pos, k_vel, k_int, k_att
+        self.k_pos, self.k_vel, self.k_vel_z, self.k_att = k_pos, k_vel, k_vel_z, k_att
         self.max_tilt = math.radians(max_tilt_deg)
-        self.reset()
+        self.clear_min = clear_min
+        self.ramp_s = ramp_s
 
     def reset(self) -> None:
-        self._int = np.zeros(3)
-        self._phase = "cruise"
-        self._settle_t = 0.0
+        """Stateless: nothing to reset."""
 
     def act(self, obs: Any = None) -> np.ndarray:
         e = self.env
         q, d = e.quad, e.data
-        dt = e.dt
+        pn = q.p
         p = d.qpos[q.pos_slice].copy()
         v = d.qvel[q.vel_slice].copy()
-        R = d.xmat[q.body_id].reshape(3, 3)
+        R = np.array(q.rot_list()).reshape(3, 3)
         site = e.site
         a = np.empty(4, dtype=np.float32)
-        if site is None:  # nothing safe: hover in place
-            target = np.array([p[0], p[1], p[2]])
-        else:
-            target = np.array([site.x, site.y, site.z])
-        if e.landing_state()["touched_down"] and site is not None:
-            self._phase = "settle"
-        if self._phase == "settle":
-            # ramp the motors down over 0.5 s (cutting them at the first corner contact drops
-            # the quad onto its legs), keep level: let the legs settle
-            self._settle_t += dt
-            hover = q.p.hover_thrust_fraction
-            frac = hover * max(0.0, 1.0 - self._settle_t / 0.5)
-            a[0] = 2.0 * frac - 1.0
-            a[1:] = np.clip(self.k_att * _level_axis(R) / np.asarray(q.p.max_rate), -1, 1)
-            return a
-        cruise = e.city.top + 2.0
+        target = p if site is None else np.array([site.x, site.y, site.z])
+        if self.ramp_s > 0.0 and site is not None:
+            alt = e.altitude()
+            if alt < 0.5 * pn.body_height + 0.03:
+                # touchdown: ramp the motors down from the last command over ramp_s and keep
+                # level (its memory is the observed last action)
+                hover = 2.0 * pn.hover_thrust_fraction
+                last = float(e.last_action[0])
+                a[0] = max(-1.0, min(last, hover - 1.0) - hover * e.dt / self.ramp_s)
+                a[1:] = np.clip(self.k_att * _level_axis(R) / np.asarray(pn.max_rate), -1, 1)
+                return a
+        clear = float(np.min(e.clearance_grid()))
         rel = target[:2] - p[:2]
         dist = float(np.hypot(*rel))
         v_ref = np.zeros(3)
-        # horizontal: go to the site (only once high enough to clear everything)
-        high = p[2] > cruise - 1.0
-        if dist > 0.05 and (high or dist < 1.0):
+        if dist > 0.05 and (clear > 1.5 or dist < 1.0):
             speed = min(self.cruise_speed, self.k_pos * dist)
             v_ref[:2] = rel / dist * speed
-        # vertical: hold cruise until above the site, then descend
-        if dist > 0.6:
-            v_ref[2] = float(np.clip(1.5 * (cruise - p[2]), -2.0, 3.0))
-        else:
-            hgt = p[2] - target[2] - 0.5 * q.p.body_height
-            v_ref[2] = -float(np.clip(0.6 * hgt, 0.25, 3.0)) if hgt > 1.0 else -0.25
+        vz_cruise = min(max(1.5 * (self.clear_min - clear), 0.0), 3.0)
+        hgt = p[2] - target[2] - 0.5 * pn.body_height
+        vz_land = -min(max(0.6 * hgt - 0.4, 0.2), 3.0)  # continuous: 0.2 m/s below 1 m
+        w = min(max((1.0 - dist) / 0.4, 0.0), 1.0)  # 1 within 0.6 m of the site, 0 beyond 1 m
+        v_ref[2] = w * vz_land + (1.0 - w) * vz_cruise
         err = v_ref - v
-        self._int = np.minimum(np.maximum(self._int + err * dt, -4.0), 4.0)
-        acc = self.k_vel * err + self.k_int * self._int
+        acc = np.array([self.k_vel * err[0], self.k_vel * err[1], self.k_vel_z * err[2]])
         acc[0] = min(max(acc[0], -6.0), 6.0)
         acc[1] = min(max(acc[1], -6.0), 6.0)
         acc[2] = min(max(acc[2], -6.0), 8.0)
-        pn = q.p
         m = pn.mass
         vb = R.T @ v
         f = m * (acc + np.array([0.0, 0.0, GRAVITY])) + R @ (np.asarray(pn.drag) * vb)
@@ -112,8 +112,7 @@ class RooftopLandingExpert:
             fh = fh * (fh_max / nh)
         f = np.array([fh[0], fh[1], fz])
         zd = f / math.sqrt(f @ f)
-        yaw = math.atan2(R[1, 0], R[0, 0])  # keep the current heading
-        xc = (math.cos(yaw), math.sin(yaw), 0.0)
+        xc = (1.0, 0.0, 0.0)  # head along world +x: one frame for every episode (see act)
         yd = _cross(zd, xc)
         yd /= math.sqrt(yd @ yd)
         xd = _cross(yd, zd)
@@ -121,7 +120,10 @@ class RooftopLandingExpert:
         E = Rd.T @ R - R.T @ Rd
         e_r = 0.5 * np.array([E[2, 1], E[0, 2], E[1, 0]])
         w_cmd = -self.k_att * e_r
-        a[0] = q.thrust_action(float(f @ R[:, 2]))
+        thrust = float(f @ R[:, 2])
+        if e.ground_effect:  # the altimeter tells how much the ground cushions the rotors
+            thrust /= ground_effect_factor(e.altitude(), pn.prop_radius)
+        a[0] = q.thrust_action(thrust)
         a[1:] = np.clip(w_cmd / np.asarray(pn.max_rate), -1.0, 1.0)
         return a
 

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+import cv2
 import mujoco
 import numpy as np
 from gymnasium import spaces
@@ -53,7 +54,15 @@ REWARD_WEIGHTS = {
     "action_change": 0.02,  # times |a_t - a_{t-1}|^2 (normalized)
 }
 FAILURES = ("obstacle", "hard_touchdown", "unsafe_site", "out_of_bounds", "timeout")
-_ORACLE_STATE = [("site_rel_pos", 3, "m"), ("site_radius", 1, "m")]
+_ORACLE_STATE = [
+    ("site_rel_pos", 3, "m"),
+    ("site_radius", 1, "m"),
+    ("altitude", 1, "m"),
+    ("clearance_grid", 9, "m"),
+]
+GRID_CELL = 3.0  # m, side of a clearance-grid cell (3 x 3, world-aligned, centred on the quad)
+_GRID_POOL = 0.5  # m, resolution of the max-pooled height map the grid is read from
+_BOUNDS_MARGIN = 10.0  # m beyond the block before a flight is out of bounds
 _GUST_AXES = np.array([1.0, 1.0, 0.3])  # vertical gusts weaker than horizontal ones
 
 
@@ -69,11 +78,18 @@ class RooftopLandingEnv(QuadrotorTask):
 
     **Observation** (``obs_mode``):
 
-    * ``"state"`` (oracle, float32, 26)::
+    * ``"state"`` (oracle, float32, 36)::
 
         pos 3 (m, world) | vel 3 (m/s, world) | rot 9 (body-to-world R, row-major) |
         body_rates 3 (rad/s) | site_rel_pos 3 (best site - pos, world, m) |
-        site_radius 1 (clear-circle radius, m) | last_action 4
+        site_radius 1 (clear-circle radius, m) | altitude 1 (m above the surface straight
+        below: a tilt-compensated downward rangefinder) | clearance_grid 9 (m above the highest
+        surface in each of 3 x 3 world-aligned ``GRID_CELL`` = 3 m cells centred on the quad,
+        row-major, rows -y to +y, columns -x to +x) | last_action 4
+
+      Everything the scripted expert acts on is in it (the expert is a memoryless function
+      of these values), so behaviour cloning can copy it. ``sensor.range.noise_std`` perturbs
+      altitude and clearance grid; both saturate at ``range_max``.
 
     * ``"state_rgb"`` / ``"state_depth"`` (perception, no target): ``{"state": pos, vel, rot,
       body_rates, range_grid (n*n metres: a downward LiDAR-like grid, ``range_grid`` rays per
@@ -185,6 +201,7 @@ class RooftopLandingEnv(QuadrotorTask):
         self.safe_map: SafeMap | None = None
         self.site: Site | None = None
         self._pool: CityPool | None = None
+        self._map_grid: tuple[float, float, float, int, int] | None = None
         half = 0.5 * self.city_params.block_size[1] + 15.0
         kwargs.setdefault("arena_low", (-half, -half, -1.0))
         kwargs.setdefault("arena_high", (half, half, 80.0))
@@ -306,6 +323,10 @@ class RooftopLandingEnv(QuadrotorTask):
         self.city, self.safe_map = city, smap
         self.site = smap.best
         self._sites_xyz = np.array([[s.x, s.y, s.z] for s in smap.sites]).reshape(-1, 3)
+        self._best_xyz = self._sites_xyz[0].tolist() if len(self._sites_xyz) else None
+        h, w = smap.shape
+        self._map_grid = (float(smap.origin[0]), float(smap.origin[1]), smap.resolution, h, w)
+        self._build_grid_map(smap)
         bx0, by0, bx1, by1 = city.bounds
         cx, cy = (bx0 + bx1) / 2, (by0 + by1) / 2
         hx, hy = max((bx1 - bx0) / 2 - 2.0, 0.0), max((by1 - by0) / 2 - 2.0, 0.0)
@@ -313,16 +334,22 @@ class RooftopLandingEnv(QuadrotorTask):
         start = np.array([cx + sp[0] * hx, cy + sp[1] * hy,
                           city.top + float(prm.get("layout.start.height", 6.0))])  # fmt: skip
         self.reset_quad(start, float(prm.get("layout.start.yaw", 0.0)))
-        margin = 10.0
+        margin = _BOUNDS_MARGIN
         self._bounds = (bx0 - margin, by0 - margin, bx1 + margin, by1 + margin,
                         city.top + 30.0)  # fmt: skip
         # wind: steady part from dynamics.quad.wind (QuadrotorTask), gusts on top
         self._wind_steady = self._wind.copy()
-        self._gust = np.zeros(3)
+        self._wind_steady_l = self._wind.tolist()
+        self._gust = [0.0, 0.0, 0.0]
         self._gust_std = float(prm.get("dynamics.wind.gust_std", 0.0))
         self._gust_tau = float(prm.get("dynamics.wind.gust_tau", 1.0))
+        self._gust_decay = 1.0 - self.dt / self._gust_tau
+        self._gust_buf: list[list[float]] = []
+        self._gust_i = 0
         self._range_std = float(prm.get("sensor.range.noise_std", 0.0))
         self._range_drop = float(prm.get("sensor.range.dropout", 0.0))
+        self._rn_buf = np.zeros((0, 10))
+        self._rn_i = 0
         # landing state
         self._touched = False
         self._settle = 0
@@ -374,32 +401,51 @@ class RooftopLandingEnv(QuadrotorTask):
     def apply_action(self, action: np.ndarray) -> None:
         super().apply_action(action)  # commands, steady wind, ground effect
         if self._gust_std > 0.0:
-            dt, tau = self.dt, self._gust_tau
-            n = self.streams.noise.standard_normal(3) * _GUST_AXES
-            self._gust += -self._gust * (dt / tau) + self._gust_std * math.sqrt(2 * dt / tau) * n
-            self.quad.apply_wind((self._wind_steady + self._gust).tolist())
+            # Ornstein-Uhlenbeck gusts; the noise is drawn in blocks of 256 steps (one RNG call)
+            i = self._gust_i
+            if i >= len(self._gust_buf):
+                dt, tau = self.dt, self._gust_tau
+                scale = self._gust_std * math.sqrt(2 * dt / tau) * _GUST_AXES
+                self._gust_buf = (self.streams.noise.standard_normal((256, 3)) * scale).tolist()
+                i = 0
+            self._gust_i = i + 1
+            n, g, a = self._gust_buf[i], self._gust, self._gust_decay
+            g[0] = a * g[0] + n[0]
+            g[1] = a * g[1] + n[1]
+            g[2] = a * g[2] + n[2]
+            w = self._wind_steady_l
+            self.quad.apply_wind([w[0] + g[0], w[1] + g[1], w[2] + g[2]])
 
     def ground_height(self, x: float, y: float) -> float:
         """Top surface below (x, y): roofs, clutter or street (ground effect uses it)."""
-        smap = self.safe_map
-        rc = None if smap is None else smap.cell(x, y)
-        return 0.0 if rc is None else float(smap.height[rc])
+        rc = self._cell(x, y)
+        return 0.0 if rc is None else float(self.safe_map.height[rc])
 
-    def _potential(self, p: np.ndarray) -> float:
-        s = self._target_for(p)
+    def _cell(self, x: float, y: float) -> tuple[int, int] | None:
+        """Safe-map cell of a world point (None outside the map or before the first reset)."""
+        g = self._map_grid
+        if g is None:
+            return None
+        ox, oy, res, h, w = g
+        c = int((x - ox) // res)
+        r = int((y - oy) // res)
+        return (r, c) if 0 <= r < h and 0 <= c < w else None
+
+    def _potential(self, p: Any, s: Any = None) -> float:
+        s = self._target_for(p) if s is None else s
         if s is None:
             return 0.0
         dxy = math.hypot(p[0] - s[0], p[1] - s[1])
         return -(dxy + 0.5 * abs(p[2] - s[2]))
 
-    def _target_for(self, p: np.ndarray) -> np.ndarray | None:
+    def _target_for(self, p: Any) -> list[float] | None:
         """Shaping target: best site (oracle state mode) or the nearest candidate."""
         if not len(self._sites_xyz):
             return None
         if self.obs_mode == "state":
-            return self._sites_xyz[0]
-        d2 = np.sum((self._sites_xyz[:, :2] - p[:2]) ** 2, axis=1)
-        return self._sites_xyz[int(np.argmin(d2))]
+            return self._best_xyz
+        d2 = np.sum((self._sites_xyz[:, :2] - np.asarray(p[:2])) ** 2, axis=1)
+        return self._sites_xyz[int(np.argmin(d2))].tolist()
 
     def _contacts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(other geom ids, contact positions, |normal z|) of the quad's collision box."""
@@ -434,12 +480,11 @@ class RooftopLandingEnv(QuadrotorTask):
         return bool(np.all(cl >= need) and np.all(rf == roof))
 
     def evaluate(self) -> tuple[float, bool, dict]:
-        d, q, w = self.data, self.quad, self.weights
-        p = d.qpos[q.pos_slice].copy()
-        v = d.qvel[q.vel_slice]
-        rz = float(d.xmat[q.body_id, 8])  # R[2, 2]: cos(tilt)
+        q, w = self.quad, self.weights
+        p = q.v_pos.tolist()
+        vx, vy, vz = q.v_vel.tolist()
+        rz = q.rot_list()[8]  # R[2, 2]: cos(tilt), of the current attitude
         tilt = math.degrees(math.acos(max(-1.0, min(1.0, rz))))
-        vz = float(v[2])
         failure = ""
         success = False
         bonus = 0.0
@@ -471,7 +516,7 @@ class RooftopLandingEnv(QuadrotorTask):
                         failure = "hard_touchdown"  # tipped over after touchdown
                     elif on_bad or not self.site_ok(p, cpos):
                         failure = "unsafe_site"  # slid off the safe area
-                    elif float(np.sqrt(v @ v)) < 0.25:
+                    elif vx * vx + vy * vy + vz * vz < 0.25 * 0.25:
                         self._settle += 1
                         if self._settle * self.dt >= 1.0 - 1e-9:
                             success = True
@@ -486,10 +531,12 @@ class RooftopLandingEnv(QuadrotorTask):
                 failure = "out_of_bounds"
         self._prev_vz = vz
         # reward
-        phi = self._potential(p)
+        site = self._target_for(p)
+        phi = self._potential(p, site)
         reward = w["progress"] * (phi - self._phi)
         self._phi = phi
-        h = float(p[2]) - self.ground_height(float(p[0]), float(p[1]))
+        rc = self._cell(p[0], p[1])
+        h = p[2] - (0.0 if rc is None else float(self.safe_map.height[rc]))
         sink_allowed = 0.4 + 0.6 * max(h, 0.0)
         reward -= w["descent"] * max(0.0, -vz - sink_allowed) * self.dt * 10.0
         reward -= w["tilt"] * (1.0 - rz) * self.dt * 10.0
@@ -504,7 +551,6 @@ class RooftopLandingEnv(QuadrotorTask):
         terminated = bool(failure) or success
         if not terminated and self.step_count >= self.max_episode_steps:
             failure = "timeout"
-        site = self._target_for(p)
         info = {
             "is_success": success,
             "failure": failure,
@@ -514,26 +560,78 @@ class RooftopLandingEnv(QuadrotorTask):
             "touchdown_tilt_deg": self._td_tilt,
             "dist_to_site": math.inf if site is None else math.hypot(
                 p[0] - site[0], p[1] - site[1]),
-            "over_safe": self.over_safe(float(p[0]), float(p[1])),
+            "over_safe": rc is not None and bool(self.safe_map.safe[rc]),
         }  # fmt: skip
         if self.labels:
             info["safe_mask"] = self.safe_mask()
         return reward, terminated, info
 
     # ------------------------------------------------------------------ observations
-    def task_state(self) -> np.ndarray:
-        p = self.data.qpos[self.quad.pos_slice]
-        if self.obs_mode == "state":
-            s = self.site
-            if s is None:
-                return np.zeros(4)
-            return np.array([s.x - p[0], s.y - p[1], s.z - p[2], s.radius])
-        return self.range_grid()
+    def task_state(self) -> np.ndarray | list[float]:
+        if self.obs_mode != "state":
+            return self.range_grid()
+        x, y, z = self.quad.v_pos.tolist()
+        s = self.site
+        out = [0.0] * 4 if s is None else [s.x - x, s.y - y, s.z - z, s.radius]
+        sensed = [self.altitude(), *self._clearance_list()]
+        if self._range_std > 0.0:
+            sensed = (np.asarray(sensed) + self._range_noise()).tolist()
+        return out + sensed
 
     def task_state_layout(self) -> list[tuple[str, int, str]]:
         if self.obs_mode == "state":
             return list(_ORACLE_STATE)
         return [("range_grid", self.range_n**2, "m")]
+
+    def _range_noise(self) -> np.ndarray:
+        """Range noise for the 10 sensed state values, drawn in blocks of 256 steps."""
+        i = self._rn_i
+        if i >= len(self._rn_buf):
+            self._rn_buf = self._range_std * self.streams.noise.standard_normal((256, 10))
+            i = 0
+        self._rn_i = i + 1
+        return self._rn_buf[i]
+
+    def _build_grid_map(self, smap: SafeMap) -> None:
+        """Max-pooled height map (``_GRID_POOL`` cells, each the highest surface within about
+        half a grid cell) that ``clearance_grid`` samples with 9 lookups per step; a zero border
+        stands for the street outside the map."""
+        res = smap.resolution
+        k = 2 * max(0, int(round(0.5 * _GRID_POOL / res - 0.5))) + 1  # odd block size
+        # block maxima: a k x k dilation sampled at block centres (10x faster than a reshape)
+        coarse = cv2.dilate(smap.height, np.ones((k, k), np.uint8))[k // 2 :: k, k // 2 :: k]
+        n = 2 * int(round(0.5 * GRID_CELL / (k * res))) + 1
+        pooled = cv2.dilate(np.ascontiguousarray(coarse), np.ones((n, n), np.uint8))
+        # a zero border (the street) wide enough that every in-bounds quad reads inside
+        pad = int(math.ceil((_BOUNDS_MARGIN + GRID_CELL) / (k * res))) + 1
+        self._grid_map = np.pad(pooled, pad)
+        self._grid_origin = (smap.origin[0] - pad * k * res, smap.origin[1] - pad * k * res)
+        self._grid_res = k * res
+        self._grid_step = int(round(GRID_CELL / (k * res)))
+
+    def altitude(self) -> float:
+        """Height (m) of the body centre above the surface straight below (roof, clutter top or
+        street): what a downward, tilt-compensated rangefinder reads."""
+        x, y, z = self.quad.v_pos.tolist()
+        return min(z - self.ground_height(x, y), self.range_max)
+
+    def clearance_grid(self) -> np.ndarray:
+        """Height (m) of the body centre above the highest surface in each of 3 x 3
+        world-aligned cells of ``GRID_CELL`` m centred on the quad (row-major, rows -y to +y,
+        columns -x to +x; the centre is the quad's own cell), capped at ``range_max``: a coarse
+        local height map such as a downward LiDAR or an onboard map provides."""
+        return np.array(self._clearance_list())
+
+    def _clearance_list(self) -> list[float]:
+        """``clearance_grid`` as floats (the per-step path: no numpy arithmetic)."""
+        x, y, z = self.quad.v_pos.tolist()
+        g, k, res = self._grid_map, self._grid_step, self._grid_res
+        h, w = g.shape
+        c = min(max(int((x - self._grid_origin[0]) // res) - k, 0), w - 2 * k - 1)
+        r = min(max(int((y - self._grid_origin[1]) // res) - k, 0), h - 2 * k - 1)
+        top = g[r : r + 2 * k + 1 : k, c : c + 2 * k + 1 : k].ravel().tolist()
+        rm = self.range_max
+        return [min(z - t, rm) for t in top]
 
     def extra_observation_space(self, mode: str) -> spaces.Space:
         h, w = self.image_size
@@ -555,11 +653,11 @@ class RooftopLandingEnv(QuadrotorTask):
     def range_grid(self) -> np.ndarray:
         """Distances (m) along a grid of body-fixed downward rays; ``range_max`` if no hit."""
         m, d, q = self.model, self.data, self.quad
-        R = d.xmat[q.body_id].reshape(3, 3)
+        R = np.array(q.rot_list()).reshape(3, 3)  # current attitude (xmat lags a substep)
         vec = self._ray_dirs_body @ R.T
         self._ray_vec[:] = vec.ravel()
         n = self.range_n**2
-        mujoco.mj_multiRay(m, d, d.xpos[q.body_id], self._ray_vec, self._ray_group, 1,
+        mujoco.mj_multiRay(m, d, np.array(q.v_pos), self._ray_vec, self._ray_group, 1,
                            q.body_id, self._ray_geomid, self._ray_dist, None, n,
                            self.range_max)  # fmt: skip
         dist = self._ray_dist.copy()

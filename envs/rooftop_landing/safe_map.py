@@ -7,7 +7,8 @@ tops), the roof id and planar-face id of every cell, the surface tilt and an obs
 * **free**: the top surface is a roof face with tilt <= ``max_tilt_deg`` (16 deg, urban-landing
   literature), no obstacle, not on the seam between two faces (ridges, steps, roof edges).
 * **clearance**: distance (m) from a free cell's centre to the nearest non-free cell: the
-  radius of the largest clear circle centred there (exact Euclidean distance transform).
+  radius of the largest clear circle centred there (5x5-mask Euclidean distance transform,
+  within 2 % of exact: below the raster's own error).
 * **safe**: the drone's footprint keeps ``clearance`` (0.2 m) from anything non-free
   (``clearance >= drone_radius + clearance``) *and* the connected landable region contains a
   clear circle of at least ``min_area`` (4 m^2): the literature's "large enough flat area".
@@ -254,28 +255,49 @@ def compute_safe_map(city: City, config: SafeMapConfig | None = None) -> SafeMap
     free &= ~blocked
     free &= ~seam
 
-    dist = cv2.distanceTransform(free.view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-    dist *= res
-    dist -= res / 2
-    clearance = np.maximum(dist, 0.0, out=dist)  # 0 on non-free cells (distance 0 there)
-    landable = clearance >= cfg.landable_radius - 1e-6
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(landable.view(np.uint8), connectivity=4)
-    lut = np.zeros(max(n, 1), bool)
+    clearance = np.zeros((h, w), np.float32)
+    safe = np.zeros((h, w), bool)
     found = []
-    for k in range(1, n):
-        c0_, r0_, bw, bh, area = stats[k].tolist()
-        box = (slice(r0_, r0_ + bh), slice(c0_, c0_ + bw))
-        mine = labels[box] == k
-        cl = np.where(mine, clearance[box], -1.0)
-        md = float(cl.max())
-        if md < cfg.site_radius - 1e-6:
-            continue
-        lut[k] = True
-        # the middle of the plateau of maxima: centre of the largest clear circle
-        rr, cc = np.nonzero(cl >= md - res / 2)
-        j = int(np.argmin((rr - rr.mean()) ** 2 + (cc - cc.mean()) ** 2))
-        found.append((md, r0_ + int(rr[j]), c0_ + int(cc[j]), area * res * res))
-    safe = lut[labels]
+    # the rest only concerns free cells: work on their bounding box (~85 % of the grid); a
+    # one-cell non-free border keeps distances exact, as the grid's own border would
+    rows, cols = np.flatnonzero(free.any(axis=1)), np.flatnonzero(free.any(axis=0))
+    if len(rows):
+        ra, rb = max(rows[0] - 1, 0), min(rows[-1] + 2, h)
+        ca, cb = max(cols[0] - 1, 0), min(cols[-1] + 2, w)
+        crop = (slice(ra, rb), slice(ca, cb))
+        # 5x5-mask distance transform: within 2 % of the exact Euclidean distance (< 1 cm at
+        # the 0.42 m landable threshold, far below the 5 cm rasterization error) at a
+        # quarter of the cost of DIST_MASK_PRECISE
+        dist = cv2.distanceTransform(free[crop].view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_5)
+        dist *= res
+        dist -= res / 2
+        np.maximum(dist, 0.0, out=clearance[crop])  # 0 on non-free cells (distance 0 there)
+        cl_crop = clearance[crop]
+        landable = cl_crop >= cfg.landable_radius - 1e-6
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(
+            landable.view(np.uint8), connectivity=4
+        )
+        lut = np.zeros(max(n, 1), bool)
+        # a site cell has clearance >= site_radius, so its whole disc of radius
+        # site_radius - landable_radius is landable: smaller components hold no site
+        r_min = max(cfg.site_radius - cfg.landable_radius - 2 * res, 0.0) / res
+        min_cells = math.pi * r_min * r_min
+        for k in np.flatnonzero(stats[:, 4] >= min_cells).tolist():
+            if k == 0:
+                continue
+            c0_, r0_, bw, bh, area = stats[k].tolist()
+            box = (slice(r0_, r0_ + bh), slice(c0_, c0_ + bw))
+            mine = labels[box] == k
+            cl = np.where(mine, cl_crop[box], -1.0)
+            md = float(cl.max())
+            if md < cfg.site_radius - 1e-6:
+                continue
+            lut[k] = True
+            # the middle of the plateau of maxima: centre of the largest clear circle
+            rr, cc = np.nonzero(cl >= md - res / 2)
+            j = int(np.argmin((rr - rr.mean()) ** 2 + (cc - cc.mean()) ** 2))
+            found.append((md, ra + r0_ + int(rr[j]), ca + c0_ + int(cc[j]), area * res * res))
+        safe[crop] = lut[labels]
     found.sort(key=lambda t: -t[0])
     sites = [
         Site(float(xs[c_]), float(ys[r_]), float(surface[r_, c_]), float(clearance[r_, c_]),
