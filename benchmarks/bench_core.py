@@ -4,7 +4,9 @@ Prints and writes benchmarks/results/core.json:
 - frames/s of the observation camera at 64x64 and 128x128 (fast render settings);
 - ms a reset spends sampling and applying appearance + dynamics randomization, on a scene
   with 10 textured geoms, excluding scene generation (the task's layout);
-- ms to regenerate and upload all 10 textures (done lazily, before the first render).
+- ms to regenerate and upload all 10 textures (done lazily, before the first render);
+- CPU time of a 64x64 frame in an offscreen buffer of its own size (what ``SceneRenderer``
+  does) over one of offwidth x offheight (256x256), interleaved, median of rounds.
 """
 
 from __future__ import annotations
@@ -15,6 +17,28 @@ import numpy as np
 from _common import rate, write
 
 from simenvs.core.example import ToyPushEnv
+from simenvs.core.rendering import SceneRenderer
+
+
+def buffer_size_ratio(env, rounds: int = 10, frames: int = 100) -> float:
+    """CPU time per 64x64 frame, exact-size buffer / 256x256 buffer (< 1: the exact one is
+    cheaper). Two renderers of the same model, alternated so load hits both alike."""
+    exact, full = SceneRenderer(env.model, 256, 256), SceneRenderer(env.model, 256, 256)
+    full._resize_buffer(256, 256)
+    times: dict[str, list[float]] = {"exact": [], "full": []}
+    try:
+        for i in range(rounds):
+            for name in ("exact", "full") if i % 2 else ("full", "exact"):
+                r = exact if name == "exact" else full
+                r.render(env.data, "top", 64, 64)
+                t0 = time.process_time()
+                for _ in range(frames):
+                    r.render(env.data, "top", 64, 64)
+                times[name].append(time.process_time() - t0)
+    finally:
+        exact.close()
+        full.close()
+    return float(np.median(times["exact"]) / np.median(times["full"]))
 
 
 def main() -> None:
@@ -26,6 +50,10 @@ def main() -> None:
         fps = rate(lambda s=size: env.render_camera_image("top", s, s, "rgb"), 1.0)
         results[f"render_fps_{size}"] = fps
         print(f"render {size}x{size}: {fps:,.0f} frames/s")
+
+    ratio = buffer_size_ratio(env)
+    results["render_64_exact_over_256_buffer_cpu"] = ratio
+    print(f"64x64 frame, exact-size buffer / 256x256 buffer (CPU time): {ratio:.3f}")
 
     # reset split: total, the layout part (task.reset_task + mj_forward) measured separately
     streams_sample, apply_ms = [], []

@@ -41,9 +41,9 @@ stage in seconds for tests; ``full`` raises every budget (not timed on the 2-cor
 Scope: the quick recipe is tuned for DroneRace. With ``--oracle`` (``benchmarks/transfer.py``,
 load ~7 on the 2 cores, 40 episodes each) DroneRace gave before 42 %, after 100 %, control
 55 %, oracle 100 %; Grasp (``proxy:hidden``) before 55 %, after 62 %, control 45 %, oracle
-70 %. RooftopLanding has a recipe that runs every stage but is not tuned: BC + DAgger of the
-landing expert stayed at 0 % success at these budgets (its integral action and cruise
-altitude were not in the observation).
+70 %. RooftopLanding (empty roofs) runs the same recipe; its state observation carries a
+rangefinder altitude and a clearance grid, so its expert can be cloned (see
+``benchmarks/results/transfer.json`` for its rows).
 """
 
 from __future__ import annotations

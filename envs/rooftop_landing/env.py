@@ -700,13 +700,7 @@ class RooftopLandingEnv(QuadrotorTask):
     ) -> np.ndarray:
         pool = self._pool
         if pool is not None and pool.dirty:
-            r = self._ensure_renderer()
-
-            def mesh(i: int) -> None:  # SceneRenderer has no mesh upload of its own yet
-                r._gl.make_current()
-                mujoco.mjr_uploadMesh(self.model, r._ctx, int(i))
-
-            pool.upload(mesh)
+            pool.upload(self._ensure_renderer().upload_mesh)
         return super().render_camera_image(camera, width, height, mode)
 
     def landing_state(self) -> dict[str, Any]:

