@@ -15,6 +15,7 @@ from simenvs.randomization import (
     distribution_from_dict,
 )
 from simenvs.randomization.sensor import apply_image_noise
+from simenvs.randomization.streams import STREAMS as STREAMS_ALL
 from simenvs.randomization.textures import PATTERNS, make_texture
 
 REG = [
@@ -204,3 +205,100 @@ def test_categorical_numeric_validation():
     with pytest.raises(ValueError, match="categorical"):
         RandomizationSpec.from_dict({"appearance.pattern": [0.0, 1.0]}).bind(REG)
     assert Categorical(("a",)).sample(np.random.default_rng(0)) == "a"
+
+
+PLAN_REG = [
+    *REG,
+    ParamDef("dynamics.gains", np.ones(2), 0.5, 4.0, shape=(2,)),
+    ParamDef("dynamics.counts", np.ones(3), 0, 9, shape=(3,), dtype=int),
+    ParamDef("dynamics.flag", 0.0, 0.0, 1.0, dtype=bool),
+    ParamDef("dynamics.level", 2.0, 1.0, 3.0),
+    ParamDef("dynamics.offset", np.zeros(2), -1.0, 1.0, shape=(2,)),
+    ParamDef("appearance.tint", np.ones(3), 0.0, 1.0, shape=(3,)),
+]
+PLAN_SPEC = {
+    "dynamics.mass": {"dist": "log_uniform", "low": 0.2, "high": 5.0},
+    "dynamics.friction": {"dist": "normal", "mean": 1.0, "std": 2.0},  # clipped
+    "dynamics.wind": {"dist": "uniform", "low": [-1, -2, 0], "high": [1, 2, 0.5]},
+    "dynamics.gains": {"dist": "log_uniform", "low": [0.5, 1.0], "high": [2.0, 4.0]},
+    "dynamics.counts": [0.0, 9.0],
+    "dynamics.flag": [0.0, 1.0],
+    "dynamics.level": {"choices": [1.0, 2.5, 3.0], "probs": [0.2, 0.5, 0.3]},
+    "dynamics.offset": {"dist": "constant", "value": [0.25, -0.5]},
+    "appearance.pattern": {"choices": ["flat", "checker"]},
+    "sensor.noise": {"dist": "truncated_normal", "mean": 0.1, "std": 0.2, "low": 0, "high": 1},
+    "layout.n": [1.0, 5.0],
+}
+
+
+def _reference_sample(reg, dists, streams):
+    """The unplanned sampler: per group one uniform draw in registry order for uniform,
+    log-uniform and categorical params, then the other distributions, each value coerced."""
+    out = {p.name: p.nominal if p.is_categorical else p.coerce(p.nominal) for p in reg}
+    blocky = (Uniform, LogUniform, Categorical)
+    for group in dict.fromkeys(p.group for p in reg if p.name in dists):
+        rng = streams[group]
+        ps = [p for p in reg if p.group == group and isinstance(dists.get(p.name), blocky)]
+        sizes = [
+            1 if isinstance(dists[p.name], Categorical) else int(np.prod(p.shape or (1,)))
+            for p in ps
+        ]
+        u, k = rng.random(sum(sizes)), 0
+        for p, n in zip(ps, sizes):
+            d, uu = dists[p.name], u[k : k + n]
+            k += n
+            if isinstance(d, Categorical):
+                cum = np.cumsum(d.probs or np.full(len(d.choices), 1 / len(d.choices)))
+                i = min(int(np.searchsorted(cum, uu[0], "right")), len(cum) - 1)
+                out[p.name] = p.coerce(d.choices[i])
+                continue
+            lo, hi = (np.broadcast_to(np.asarray(x, float), p.shape).ravel() for x in d.support())
+            if isinstance(d, LogUniform):
+                lo, hi = np.log(lo), np.log(hi)
+            v = lo + uu * (hi - lo)
+            v = np.exp(v) if isinstance(d, LogUniform) else v
+            out[p.name] = p.coerce(v if p.shape else v[0])
+        for p in reg:
+            if p.group == group and p.name in dists and p not in ps:
+                out[p.name] = p.coerce(dists[p.name].sample(rng, p.shape))
+    return out
+
+
+def test_compiled_sampling_plan_matches_per_parameter_sampling():
+    """The precompiled plan (vectorized draw, no per-value coerce) gives exactly the values,
+    types and stream positions of coercing each parameter's draw one by one."""
+    bound = RandomizationSpec.from_dict(PLAN_SPEC).bind(PLAN_REG)
+    new, ref = Streams(11), Streams(11)
+    for _ in range(200):
+        a, b = bound.sample(new), _reference_sample(PLAN_REG, bound.dists, ref)
+        assert list(a) == [p.name for p in PLAN_REG]
+        for name, va in a.items():
+            vb = b[name]
+            assert type(va) is type(vb), name
+            if isinstance(va, np.ndarray):
+                assert va.dtype == vb.dtype and va.shape == vb.shape, name
+                assert np.array_equal(va, vb), name
+            else:
+                assert va == vb, name
+    for s in STREAMS_ALL:  # same stream positions afterwards
+        assert new[s].random() == ref[s].random()
+    seen = [bound.sample(new) for _ in range(200)]
+    assert {v["appearance.pattern"] for v in seen} == {"flat", "checker"}
+    assert {v["dynamics.level"] for v in seen} == {1.0, 2.5, 3.0}
+    assert {v["dynamics.flag"] for v in seen} == {False, True}
+    assert all(type(v["layout.n"]) is int and 1 <= v["layout.n"] <= 5 for v in seen)
+    assert all(v["dynamics.counts"].dtype == np.int64 for v in seen)
+    assert min(v["dynamics.friction"] for v in seen) == 0.1  # normal clipped to bounds
+
+
+def test_sampled_arrays_are_fresh():
+    """Mutating one episode's values never leaks into the next (nominals, constants, draws)."""
+    bound = RandomizationSpec.from_dict(PLAN_SPEC).bind(PLAN_REG)
+    streams = Streams(0)
+    a = bound.sample(streams)
+    for name in ("dynamics.offset", "appearance.tint", "dynamics.wind", "dynamics.gains"):
+        a[name][...] = 0.75
+    b = bound.sample(streams)
+    assert b["dynamics.offset"].tolist() == [0.25, -0.5]
+    assert b["appearance.tint"].tolist() == [1.0, 1.0, 1.0]
+    assert not np.any(b["dynamics.wind"] == 0.75) and not np.any(b["dynamics.gains"] == 0.75)

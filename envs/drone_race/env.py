@@ -29,6 +29,8 @@ from simenvs.envs.drone_race.tracks import TRACKS, Track, make_track
 from simenvs.envs.quadrotor_task import QuadrotorTask
 from simenvs.robots.quadrotor import QuadrotorParams, get_preset
 
+_PARKED = (0.0, 0.0, -50.0)  # mocap position of unused gates, below the floor
+
 __all__ = ["DroneRaceEnv", "REWARD_WEIGHTS"]
 
 MAX_GATES = 10
@@ -305,20 +307,26 @@ class DroneRaceEnv(QuadrotorTask):
         if track is None:
             track = make_track("random", int(prm.get("layout.track.seed", 0)), s)
         n = track.n
-        jit = np.asarray(prm.get("layout.track.pos_jitter", np.zeros(3)), dtype=float)
-        pos = track.pos + rng.uniform(-1.0, 1.0, (n, 3)) * jit
-        pos[:, 2] = np.maximum(pos[:, 2], geo.outer + 0.3 * s)
+        jit = np.asarray(prm.get("layout.track.pos_jitter", 0.0), dtype=float)
+        # the layout draws, in their historical order: gate jitter, yaw jitter (then phases
+        # and start jitter below); one rng.uniform call gives the same values as two
+        u = rng.uniform(-1.0, 1.0, 4 * n)
+        pos = track.pos + u[: 3 * n].reshape(n, 3) * jit
+        np.maximum(pos[:, 2], geo.outer + 0.3 * s, out=pos[:, 2])
         yaw_j = math.radians(float(prm.get("layout.track.yaw_jitter", 0.0)))
-        yaw = track.yaw + rng.uniform(-1.0, 1.0, n) * yaw_j
+        yaw = track.yaw + u[3 * n :] * yaw_j
         self.track = Track(track.name, pos, yaw, track.closed)
         self.n_gates = n
-        self._cos, self._sin = np.cos(yaw), np.sin(yaw)
+        cos, sin = np.cos(yaw), np.sin(yaw)
+        self._cos, self._sin = cos, sin
         self._g_pos0 = pos.copy()
         self._g_pos = pos.copy()
         self._g_vel = np.zeros((n, 3))
-        self._normals = self.track.normals
-        self._nl = [tuple(x) for x in self._normals.tolist()]
-        self._cl, self._sl = self._cos.tolist(), self._sin.tolist()
+        normals = np.zeros((n, 3))
+        normals[:, 0], normals[:, 1] = cos, sin
+        self._normals = normals
+        self._nl = [tuple(x) for x in normals.tolist()]
+        self._cl, self._sl = cos.tolist(), sin.tolist()
         self._gl = [tuple(x) for x in pos.tolist()]
         self._round = prm.get("layout.gate.shape", "square") == "round"
         amp = float(prm.get("layout.gate.amplitude", 0.5 * s))
@@ -327,19 +335,22 @@ class DroneRaceEnv(QuadrotorTask):
         self._amp = amp
         self._omega = speed / amp if self._moving else 0.0
         self._phase = rng.uniform(0.0, 2 * np.pi, (n, 2))
-        self._lateral = np.stack([-self._sin, self._cos, np.zeros(n)], axis=1)
+        lateral = np.zeros((n, 3))
+        lateral[:, 0], lateral[:, 1] = -sin, cos
+        self._lateral = lateral
         d = self.data
         mocap = self._gate_mocap
-        d.mocap_pos[mocap] = [0.0, 0.0, -50.0]
+        d.mocap_pos[mocap[n:]] = _PARKED
         for ids in self._frame_geoms:  # unused gates: parked below the floor, not drawn
             self.model.geom_group[ids[n:]] = _HIDDEN
         d.mocap_pos[mocap[:n]] = pos
-        d.mocap_quat[mocap[:n]] = np.stack(
-            [np.cos(yaw / 2), np.zeros(n), np.zeros(n), np.sin(yaw / 2)], axis=1
-        )
+        quat = np.zeros((n, 4))
+        quat[:, 0], quat[:, 3] = np.cos(0.5 * yaw), np.sin(0.5 * yaw)
+        d.mocap_quat[mocap[:n]] = quat
         self._move_gates(0.0)
         # start before the first gate
-        start, syaw = self.track.start(3.0 * s)
+        start = pos[0] - (3.0 * s) * normals[0]  # self.track.start(3.0 * s)
+        syaw = float(yaw[0])
         sj = float(prm.get("layout.start.pos_jitter", 0.0))
         start = start + rng.uniform(-1.0, 1.0, 3) * sj
         start[2] = max(start[2], 0.5 * s)

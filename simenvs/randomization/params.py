@@ -48,10 +48,9 @@ class ParamDef:
             object.__setattr__(self, "choices", tuple(self.choices))
         elif self.low is None or self.high is None:
             raise ValueError(f"parameter {self.name!r} needs low/high bounds or choices")
-        else:  # cached: sampling runs every reset
-            lo = np.broadcast_to(np.asarray(self.low, float), self.shape).copy()
-            hi = np.broadcast_to(np.asarray(self.high, float), self.shape).copy()
-            if np.any(lo > hi):
+        else:  # cached: sampling runs every reset (and tasks that rebuild declare anew)
+            lo, hi = _bound(self.low, self.shape), _bound(self.high, self.shape)
+            if lo > hi if lo.ndim == 0 else np.any(lo > hi):
                 raise ValueError(f"parameter {self.name!r}: low {self.low!r} > high {self.high!r}")
             object.__setattr__(self, "_lo", lo)
             object.__setattr__(self, "_hi", hi)
@@ -85,6 +84,13 @@ class ParamDef:
         if self.shape == ():
             return arr.item()
         return arr.copy()
+
+
+def _bound(x: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """``x`` as a float array of ``shape`` (a fresh copy); scalars skip ``broadcast_to``."""
+    if isinstance(x, (int, float)):
+        return np.array(float(x)) if shape == () else np.full(shape, float(x))
+    return np.broadcast_to(np.asarray(x, float), shape).copy()
 
 
 def check_value(p: ParamDef, value: Any) -> Any:
