@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import time
 
 os.environ.setdefault("MUJOCO_GL", "egl")  # before mujoco is imported
@@ -44,7 +45,8 @@ def raw_rate(env: DroneRaceEnv, seconds: float) -> tuple[float, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seconds", type=float, default=3.0, help="timing window per figure")
+    ap.add_argument("--seconds", type=float, default=1.5, help="timing window per round")
+    ap.add_argument("--rounds", type=int, default=5, help="alternating rounds (medians kept)")
     ap.add_argument("--expert-seeds", type=int, default=10)
     args = ap.parse_args()
     t = args.seconds
@@ -63,24 +65,37 @@ def main() -> None:
     }
     print(f"raw mj_step: {raw:,.0f}/s -> physics-only ceiling {ceiling:,.0f} env steps/s")
 
-    res["env_steps_per_s_state"], res["env_steps_per_s_state_wall"] = quad_env_rate(env, t)
-    res["state_fraction_of_ceiling"] = res["env_steps_per_s_state"] / ceiling
-    env.close()
-    if "simenvs/DroneRace-v0" in gym.registry:
-        wrapped = gym.make("simenvs/DroneRace-v0")
-        res["env_steps_per_s_state_gym_make"], _ = quad_env_rate(wrapped, t)
-        wrapped.close()
-    for key in ("env_steps_per_s_state", "env_steps_per_s_state_gym_make"):
-        if key in res:
-            print(
-                f"{key}: {res[key]:,.0f} ({res[key] / PEER['state']:.1f}x gym-pybullet-drones, "
-                f"target {TARGET['state']:,.0f})"
-            )
-
+    # Alternate the plain env, the gym.make-wrapped env and the camera env for several rounds
+    # and keep medians: on a shared machine one window can be 20 % off.
+    wrapped = gym.make("simenvs/DroneRace-v0")
     cam = DroneRaceEnv(obs_mode="rgb", image_size=(64, 64))
-    rgb, rgb_wall = quad_env_rate(cam, t)
-    cam.close()
-    res["env_steps_per_s_rgb_64x64"], res["env_steps_per_s_rgb_64x64_wall"] = rgb, rgb_wall
+    rounds: dict[str, list[tuple[float, float]]] = {"state": [], "gym_make": [], "rgb": []}
+    for _ in range(args.rounds):
+        rounds["state"].append(quad_env_rate(env, t))
+        rounds["gym_make"].append(quad_env_rate(wrapped, t))
+        rounds["rgb"].append(quad_env_rate(cam, t))
+    for e in (env, wrapped, cam):
+        e.close()
+
+    def med(key: str, i: int) -> float:
+        return float(statistics.median(r[i] for r in rounds[key]))
+
+    res["rounds"] = args.rounds
+    res["env_steps_per_s_state"], res["env_steps_per_s_state_wall"] = (
+        med("state", 0),
+        med("state", 1),
+    )
+    res["env_steps_per_s_state_rounds"] = [r[0] for r in rounds["state"]]
+    res["state_fraction_of_ceiling"] = res["env_steps_per_s_state"] / ceiling
+    res["env_steps_per_s_state_gym_make"] = med("gym_make", 0)
+    for key in ("env_steps_per_s_state", "env_steps_per_s_state_gym_make"):
+        print(
+            f"{key}: {res[key]:,.0f} ({res[key] / PEER['state']:.1f}x gym-pybullet-drones, "
+            f"target {TARGET['state']:,.0f})"
+        )
+    rgb = med("rgb", 0)
+    res["env_steps_per_s_rgb_64x64"], res["env_steps_per_s_rgb_64x64_wall"] = rgb, med("rgb", 1)
+    res["env_steps_per_s_rgb_64x64_rounds"] = [r[0] for r in rounds["rgb"]]
     print(
         f"env steps/s rgb 64x64: {rgb:,.0f} ({rgb / PEER['rgb_64x48']:.1f}x gym-pybullet-drones "
         f"64x48, target {TARGET['rgb_64x64']:,.0f})"
