@@ -102,7 +102,6 @@ TASKS: dict[str, dict[str, Any]] = {
         },
         "id_steps": None,  # whole episodes (~40-60 steps)
         "pybullet": None,
-        "bc_scale": 6,  # episodes are ~10x shorter than the drones': clone from more of them
     },
 }  # fmt: skip
 
@@ -115,25 +114,15 @@ RETIRED = {  # row names of earlier versions, dropped on merge
 
 
 def budgets(quick: bool) -> dict[str, Any]:
-    """Everything that scales with the mode (quick: minutes per task on 2 busy cores)."""
+    """Identification and engine-gap budgets (the policy part uses ``POLICY_BUDGETS``)."""
     if quick:
         return {
             "iterations": 3, "real_episodes": 3, "samples": 12, "updates": 2,
-            "episodes_per_sample": 2, "eval_episodes": 10, "n_envs": 2, "rl_steps": 1024,
-            "n_steps": 256, "bc": {"episodes": 8, "dagger_iters": 1, "dagger_episodes": 4,
-                                   "epochs": 15, "value_epochs": 5},
-            "ft_bc": {"episodes": 4, "dagger_iters": 1, "dagger_episodes": 3, "epochs": 10,
-                      "value_epochs": 0},
-            "bench_steps": 400, "bench_repeats": 2,
+            "episodes_per_sample": 2, "eval_episodes": 10, "bench_steps": 400, "bench_repeats": 2,
         }  # fmt: skip
     return {
         "iterations": 5, "real_episodes": 5, "samples": 16, "updates": 3,
-        "episodes_per_sample": 3, "eval_episodes": 30, "n_envs": 4, "rl_steps": 8192,
-        "n_steps": 512, "bc": {"episodes": 25, "dagger_iters": 3, "dagger_episodes": 10,
-                               "epochs": 30, "value_epochs": 10},
-        "ft_bc": {"episodes": 8, "dagger_iters": 2, "dagger_episodes": 6, "epochs": 15,
-                  "value_epochs": 0},
-        "bench_steps": 2000, "bench_repeats": 3,
+        "episodes_per_sample": 3, "eval_episodes": 30, "bench_steps": 2000, "bench_repeats": 3,
     }  # fmt: skip
 
 

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import mujoco
@@ -356,6 +356,18 @@ class QuadrotorTask(SimEnv):
 
     def hover_action(self) -> np.ndarray:
         return self.quad.hover_action().astype(np.float32)
+
+
+def merge_reward_weights(
+    defaults: Mapping[str, float], overrides: Mapping[str, float] | None
+) -> dict[str, float]:
+    """A task's reward weights with the user's ``reward_weights`` kwarg applied (names checked)."""
+    weights = dict(defaults)
+    for k, v in (overrides or {}).items():
+        if k not in defaults:
+            raise ValueError(f"unknown reward weight {k!r}; allowed: {list(defaults)}")
+        weights[k] = float(v)
+    return weights
 
 
 def _yaw_matrix(yaw: float) -> np.ndarray:

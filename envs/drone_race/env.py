@@ -26,7 +26,7 @@ from simenvs.envs.drone_race.gates import (
 )
 from simenvs.envs.drone_race.textures import SPLITS, add_gate_textures
 from simenvs.envs.drone_race.tracks import TRACKS, Track, make_track
-from simenvs.envs.quadrotor_task import QuadrotorTask
+from simenvs.envs.quadrotor_task import QuadrotorTask, merge_reward_weights
 from simenvs.robots.quadrotor import QuadrotorParams, get_preset
 
 _PARKED = (0.0, 0.0, -50.0)  # mocap position of unused gates, below the floor
@@ -120,11 +120,7 @@ class DroneRaceEnv(QuadrotorTask):
             n_distractors = 0 if kwargs.get("obs_mode", "state") == "state" else 4
         if not 0 <= int(n_distractors) <= 16:
             raise ValueError(f"n_distractors must be in [0, 16], got {n_distractors!r}")
-        weights = dict(REWARD_WEIGHTS)
-        for k, v in (reward_weights or {}).items():
-            if k not in REWARD_WEIGHTS:
-                raise ValueError(f"unknown reward weight {k!r}; allowed: {list(REWARD_WEIGHTS)}")
-            weights[k] = float(v)
+        weights = merge_reward_weights(REWARD_WEIGHTS, reward_weights)
         qp = get_preset(preset)
         s = float(track_scale) if track_scale is not None else (1.0 if qp.arm >= 0.1 else 0.4)
         if not (math.isfinite(s) and 0.05 <= s <= 5.0):

@@ -25,7 +25,7 @@ from gymnasium import spaces
 
 import simenvs.core.scene as scene
 from simenvs.core import ParamDef
-from simenvs.envs.quadrotor_task import QuadrotorTask
+from simenvs.envs.quadrotor_task import QuadrotorTask, merge_reward_weights
 from simenvs.robots.quadrotor import QuadrotorParams, get_preset
 
 from .city import City, CityParams
@@ -173,11 +173,7 @@ class RooftopLandingEnv(QuadrotorTask):
             raise ValueError(f"range_max must be > 0 m, got {range_max!r}")
         if city is not None and not isinstance(city, City):
             raise TypeError(f"city must be a City (see city.generate_city), got {type(city)}")
-        weights = dict(REWARD_WEIGHTS)
-        for k, v in (reward_weights or {}).items():
-            if k not in REWARD_WEIGHTS:
-                raise ValueError(f"unknown reward weight {k!r}; allowed: {list(REWARD_WEIGHTS)}")
-            weights[k] = float(v)
+        weights = merge_reward_weights(REWARD_WEIGHTS, reward_weights)
         qp = get_preset(preset)
         self.clutter_density = None if clutter_density is None else float(clutter_density)
         cp = city_params or CityParams()
