@@ -8,8 +8,9 @@ core with a single-threaded software rasterizer (target: >= 500 env steps/s with
 Each mode also reports its real-time factor per core (simulated seconds per CPU second;
 issue #11 asks >= 100x with state and >= 10x with 64x64 RGB observations), and the physics
 settings it ran with. Also reported: reset time (each reset draws new objects and
-recompiles the scene) and, with --expert-episodes, the scripted expert's success rate on
-the train and test splits.
+recompiles the scene), first with objects new to the process and then with the per-object
+caches warm, and where it goes; with --expert-episodes, the scripted expert's success rate
+on the train and test splits.
 
     .venv/bin/python benchmarks/bench_grasp.py [--steps 600] [--expert-episodes 100]
 
@@ -19,6 +20,7 @@ Writes benchmarks/results/grasp.json.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -116,22 +118,67 @@ def bench_steps(
 
 
 def bench_reset(obs_mode: str, n: int = 30) -> dict:
+    """Reset time, first with objects new to this process (generated and meshed), then the
+    same seeds again (the library's per-object caches hit: the steady state of a long run
+    drawing from 900 objects), with where the time goes."""
     env = GraspEnv(obs_mode=obs_mode)
     env.reset(seed=10_000)
-    times, cpu = [], []
-    for i in range(n):
-        t, c = time.perf_counter(), time.process_time()
-        env.reset(seed=i)
-        times.append(time.perf_counter() - t)
-        cpu.append(time.process_time() - c)
+    out: dict = {"obs_mode": obs_mode, "resets": n}
+    for label in ("", "_warm_objects"):
+        times, cpu = [], []
+        with _phase_timer() as phases:
+            for i in range(n):
+                t, c = time.perf_counter(), time.process_time()
+                env.reset(seed=i)
+                times.append(time.perf_counter() - t)
+                cpu.append(time.process_time() - c)
+        out[f"reset_ms_mean{label}"] = 1e3 * float(np.mean(times))
+        out[f"reset_ms_median{label}"] = 1e3 * float(np.median(times))
+        out[f"reset_cpu_ms_mean{label}"] = 1e3 * float(np.mean(cpu))
+        out[f"reset_cpu_ms_phases{label}"] = {k: 1e3 * v / n for k, v in phases.items()}
     env.close()
-    return {
-        "obs_mode": obs_mode,
-        "resets": n,
-        "reset_ms_mean": 1e3 * float(np.mean(times)),
-        "reset_ms_median": 1e3 * float(np.median(times)),
-        "reset_cpu_ms_mean": 1e3 * float(np.mean(cpu)),
-    }
+    return out
+
+
+@contextlib.contextmanager
+def _phase_timer():
+    """CPU ms spent in each reset phase (wraps the functions a reset calls; nested phases
+    are included in their parents: "compile+bind" holds MjSpec.compile and the registry)."""
+    import simenvs.core.env as core_env
+    import simenvs.core.rendering as rendering
+    from simenvs.envs.grasp import env as genv
+
+    acc: dict[str, float] = {}
+    targets = [
+        (genv, "make_object", "objects: generate (cached per object)"),
+        (genv.gscene, "build_scene", "spec: copy static scene + add objects (meshes cached)"),
+        (genv.GraspEnv, "_compile", "compile+bind (all below)"),
+        (mujoco.MjSpec, "compile", "  MjSpec.compile"),
+        (core_env, "appearance_param_defs", "  registry: appearance params (core)"),
+        (genv.GraspEnv, "param_defs", "  registry: grasp params + ids/views"),
+        (core_env.SimEnv, "_bind", "  bind randomization spec"),
+        (rendering.SceneRenderer, "set_model", "  renderer: new MjrContext"),
+        (genv.GraspEnv, "reset_task", "place objects + settle physics (26 mj_step)"),
+        (genv.GraspEnv, "_get_obs", "first observation"),
+    ]
+    saved = []
+    for obj, name, key in targets:
+        f = getattr(obj, name)
+        saved.append((obj, name, f))
+
+        def timed(*a, _f=f, _k=key, **kw):
+            c = time.process_time()
+            try:
+                return _f(*a, **kw)
+            finally:
+                acc[_k] = acc.get(_k, 0.0) + time.process_time() - c
+
+        setattr(obj, name, timed)
+    try:
+        yield acc
+    finally:
+        for obj, name, f in saved:
+            setattr(obj, name, f)
 
 
 def bench_expert(object_set: str, episodes: int, seed0: int) -> dict:
@@ -205,8 +252,12 @@ def main() -> None:
         res["reset"].append(r)
         print(
             f"reset ({mode}): {r['reset_ms_mean']:.1f} ms mean, {r['reset_ms_median']:.1f} "
-            f"median [cpu {r['reset_cpu_ms_mean']:.1f} ms]"
+            f"median [cpu {r['reset_cpu_ms_mean']:.1f} ms]; objects cached: "
+            f"{r['reset_ms_mean_warm_objects']:.1f} ms [cpu "
+            f"{r['reset_cpu_ms_mean_warm_objects']:.1f} ms]"
         )
+        for k, v in r["reset_cpu_ms_phases_warm_objects"].items():
+            print(f"    {k:55s} {v:5.2f} ms")
     if args.expert_episodes:
         res["expert"] = [
             bench_expert("train", args.expert_episodes, 100_000),

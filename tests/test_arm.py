@@ -117,3 +117,49 @@ def test_grip_is_force_limited_and_friction_limited():
     # A weak, slippery grip cannot hold 0.5 kg: the hold above is physics, not a weld.
     slip, held = _grasp_and_lift("box", 0.1, 0.1, grip_force=5.0)
     assert not held and slip > 0.05
+
+
+def _dls_reference(ik, q, target_pos, target_quat):
+    """One damped-least-squares step written out with np.linalg (no limits reached)."""
+    q = np.clip(q, ik.lower, ik.upper)
+    pos, mat = ik.fk(q)
+    mujoco.mj_comPos(ik.model, ik.data)  # for the Jacobian
+    cur = np.empty(4)
+    mujoco.mju_mat2Quat(cur, mat.ravel())
+    neg, qerr, rot = np.empty(4), np.empty(4), np.empty(3)
+    mujoco.mju_negQuat(neg, cur)
+    mujoco.mju_mulQuat(qerr, target_quat, neg)
+    mujoco.mju_quat2Vel(rot, qerr, 1.0)
+    err = np.r_[target_pos - pos, rot] * ik.w_task
+    jp, jr = np.zeros((3, ik.model.nv)), np.zeros((3, ik.model.nv))
+    mujoco.mj_jacSite(ik.model, ik.data, jp, jr, ik.site_id)
+    jac = np.vstack([jp, jr])[:, ik.dadr] * ik.w_task[:, None]
+    v = ik.posture_gain * (ik.posture - q)
+    a = jac @ jac.T + ik.damping2 * np.eye(6)
+    dq = v + jac.T @ np.linalg.solve(a, err - jac @ v)
+    return q + dq * min(1.0, ik.max_joint_step / np.abs(dq).max())
+
+
+@pytest.mark.parametrize("rot_weight", [0.5, 0.3])  # 0.5 is folded into mju_quat2Vel's dt
+def test_ik_step_matches_the_damped_least_squares_formula(model, rot_weight):
+    ik = DiffIK(model, arm.EE_SITE, arm.ARM_JOINTS, posture=arm.HOME_QPOS, rot_weight=rot_weight)
+    rng = np.random.default_rng(3)
+    for k in range(50):
+        q = arm.HOME_QPOS + rng.normal(0, 0.3, 7)
+        pos, mat = ik.fk(q)
+        quat = np.empty(4)
+        mujoco.mju_mat2Quat(quat, mat.ravel())
+        if k % 2:  # a small step (odd k) or a large, capped one
+            target = pos + rng.normal(0, 0.01, 3)
+        else:
+            target, quat = pos + rng.normal(0, 0.3, 3), yaw_down_quat(rng.uniform(-1.5, 1.5))
+        want = _dls_reference(ik, q, target, quat)
+        if np.any(want < ik.lower) or np.any(want > ik.upper):
+            continue  # the clamping loop's case: covered by the limits test
+        assert ik.solve(q, target, quat) == pytest.approx(want, abs=1e-10)
+    ik.posture_gain, ik.damping2 = 0.2, 0.01  # read on every solve, not cached at init
+    q = arm.HOME_QPOS + 0.3
+    target = ik.fk(q)[0]
+    assert ik.solve(q, target, yaw_down_quat(0.2)) == pytest.approx(
+        _dls_reference(ik, q, target, yaw_down_quat(0.2)), abs=1e-10
+    )

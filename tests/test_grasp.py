@@ -10,7 +10,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 from simenvs.agents.experts import make as make_expert
 from simenvs.envs.grasp import objects as gobj
-from simenvs.envs.grasp.env import GraspEnv
+from simenvs.envs.grasp.env import WORKSPACE, GraspEnv
 
 OBS_MODES = ("state", "rgb", "depth", "rgbd", "state_rgb", "state_rgb_wrist")
 
@@ -276,4 +276,29 @@ def test_physics_settings_and_collision_filter():
     for g in np.flatnonzero(np.isin(m.geom_bodyid, arm_bodies)):
         if m.geom_type[g] == mujoco.mjtGeom.mjGEOM_CAPSULE:
             assert m.geom_group[g] == 3
+    env.close()
+
+
+def test_fast_paths_equal_the_reference_paths_bit_for_bit():
+    """The per-step shortcuts (IK on the arm-only model, the one-gather state) change no bit:
+    each is checked against the direct computation on the simulated scene over a rollout."""
+    from simenvs.robots import arm
+    from simenvs.robots.arm_ik import DiffIK, yaw_down_quat
+
+    env = GraspEnv(num_objects=4, reward_type="dense")
+    env.reset(seed=3, options={"params": {"dynamics.action_latency": 0}})
+    assert env._gather is not None  # MjData's layout allows the one-gather path here
+    scene_ik = DiffIK(env.model, arm.EE_SITE, arm.ARM_JOINTS, posture=arm.HOME_QPOS)
+    assert env.ik.model.ngeom == 0  # the kinematic twin
+    rng = np.random.default_rng(0)
+    for t in range(40):
+        a = rng.uniform(-1, 1, 5)
+        a[2] = -abs(a[2]) if t < 25 else 1.0  # down into the objects, then up to the limits
+        q0 = env.q_cmd.copy()
+        target = np.clip(env.target_pos + a[:3] * 0.03, *WORKSPACE)
+        yaw = float(np.clip(env.target_yaw + a[3] * 0.1, -1.75, 1.75))
+        want = scene_ik.solve(q0, target, yaw_down_quat(yaw))
+        env.step(a)
+        assert env.q_cmd.tobytes() == want.tobytes()
+        assert env.state_obs().tobytes() == env._state_obs_arrays().tobytes()
     env.close()

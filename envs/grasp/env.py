@@ -7,6 +7,7 @@ appearance and dynamics randomization, labels, and physics that holds a 0.5 kg o
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import mujoco
@@ -31,6 +32,7 @@ MAX_DYAW = 0.1  # rad per control step (5.7°)
 MAX_DQ = 0.05  # rad per control step in joint mode
 YAW_LIMIT = 1.75  # rad either side of the home yaw (the gripper is symmetric under 180°)
 WORKSPACE = (np.array([0.2, -0.4, 0.01]), np.array([0.8, 0.4, 0.45]))  # TCP target box, m
+_WS_LO_HI = tuple(zip(WORKSPACE[0].tolist(), WORKSPACE[1].tolist()))  # per axis (lo, hi)
 GRIP_OPEN, GRIP_CLOSED = arm.FINGER_OPEN, arm.FINGER_CLOSED_TARGET
 LIFT_HEIGHT = 0.1  # m above the object's resting height
 HOLD_TIME = 0.5  # s
@@ -60,8 +62,13 @@ class GraspEnv(SimEnv):
     Success: an object's centre of mass is ≥ 0.1 m above its resting height for 0.5 s
     (10 consecutive control steps); the episode terminates then. Each reset draws new
     objects from ``object_set`` ("train": 900 seeds, "test": 100 held out), so the scene is
-    rebuilt and recompiled (~30 ms of CPU per reset, mostly the base's per-compile
-    parameter registry; benchmarks/results/grasp.json).
+    rebuilt and recompiled: ~11 ms of CPU per reset once the library's per-object caches
+    hold the drawn objects (~20 ms for objects new to the process), of which MjSpec.compile
+    is ~3 ms and the per-compile parameter registry ~3 ms (benchmarks/results/grasp.json).
+
+    Speed: an env step's Python (IK, observation, reward) runs between physics steps that
+    evict it from the CPU caches, so its cost is mostly the number of numpy/MuJoCo calls;
+    the per-step code keeps that small (one-gather state, IK on a geom-less arm twin).
     """
 
     control_hz = 20.0
@@ -156,7 +163,8 @@ class GraspEnv(SimEnv):
         # Each joint's first qpos/dof address, contiguous for the 7 arm joints.
         self._arm_q = slice(int(self._arm_qadr[0]), int(self._arm_qadr[-1]) + 1)
         self._arm_v = slice(int(self._arm_dadr[0]), int(self._arm_dadr[-1]) + 1)
-        self.ik = DiffIK(m, arm.EE_SITE, arm.ARM_JOINTS, posture=arm.HOME_QPOS)
+        if self.__dict__.get("ik") is None:
+            self.ik = DiffIK(_ik_model(), arm.EE_SITE, arm.ARM_JOINTS, posture=arm.HOME_QPOS)
         self._bind_views()
 
     def _bind_views(self) -> None:
@@ -173,11 +181,67 @@ class GraspEnv(SimEnv):
         b = self._obj_body
         contiguous = bool(np.all(np.diff(b) == 1))
         self._v_obj_com = d.xipos[b[0] : b[-1] + 1] if contiguous else None
+        self._v_obj_z = self._v_obj_com[:, 2] if contiguous else None  # a view
         self._v_obj_quat = d.xquat[b[0] : b[-1] + 1] if contiguous else None
         acts = self._arm_act
         self._v_arm_ctrl = d.ctrl[acts[0] : acts[-1] + 1] if np.all(np.diff(acts) == 1) else None
         self._v_ctrl = d.ctrl
         self._quat_buf = np.empty(4)
+        self._bind_gather()
+
+    def _bind_gather(self) -> None:
+        """Index the state's sources in one flat view of MjData, for a one-call gather.
+
+        Why: a step's Python runs between physics steps that evict it from the CPU caches,
+        where each numpy call costs several us; ``state_obs`` is then ~5 calls, not ~15.
+        MjData keeps qpos, qvel, xipos, xquat and site_xpos in one float64 buffer, so one
+        view spans them; if this build lays them out otherwise the per-array path is used.
+        """
+        d, n = self.data, self.num_objects
+        srcs = (qpos, qvel, xipos, xquat, site_xpos) = (
+            d.qpos, d.qvel, d.xipos, d.xquat, d.site_xpos
+        )  # fmt: skip
+        self._gather = None
+        addr = [a.ctypes.data for a in srcs]  # .ctypes builds an object: read each once
+        start = min(addr)
+        end = max(x + a.nbytes for x, a in zip(addr, srcs))
+        if (
+            any(a.dtype != np.float64 or not a.flags.c_contiguous for a in srcs)
+            or any((x - start) % 8 for x in addr)
+            or end - start > 1 << 30
+        ):
+            return
+        lowest = srcs[addr.index(start)].reshape(-1)  # a view (C-contiguous)
+        if lowest.ctypes.data != start:
+            return
+        flat = np.lib.stride_tricks.as_strided(
+            lowest, shape=((end - start) // 8,), strides=(8,), writeable=False
+        )
+        offset = {id(a): (x - start) // 8 for x, a in zip(addr, srcs)}
+
+        def at(arr: np.ndarray, *flat_index: int) -> list[int]:
+            o = offset[id(arr)]
+            return [o + int(k) for k in flat_index]
+
+        tcp3 = 3 * self._tcp
+        fq, fv = self._finger_qadr, self._finger_dadr
+        idx = at(site_xpos, tcp3, tcp3 + 1, tcp3 + 2) + [0] * 4  # quat: mju_mat2Quat
+        idx += at(qpos, fq[0]) + at(qvel, fv[0])
+        idx += at(qpos, *self._arm_qadr) + at(qvel, *self._arm_dadr)
+        for body in self._obj_body:
+            com = at(xipos, 3 * body, 3 * body + 1, 3 * body + 2)
+            idx += com + at(xquat, *range(4 * body, 4 * body + 4)) + com[2:]
+        tail = 23 + 8 * n  # the second finger's qpos and qvel, added to slots 7 and 8
+        idx += at(qpos, fq[1]) + at(qvel, fv[1])
+        g = np.zeros(len(idx))
+        self._gather = (flat, np.array(idx, np.intp), g)
+        self._g_quat = g[3:7]
+        self._g_finger = g[7:9]
+        self._g_finger2 = g[tail : tail + 2]
+        self._g_rel = g[23:tail].reshape(n, 8)[:, 0:3]
+        self._g_height = g[23:tail].reshape(n, 8)[:, 7]
+        self._g_tcp = g[0:3]
+        self._g_state = g[:tail]
 
     def _check_views(self) -> None:
         if self._views_data is not self.data:  # someone swapped MjData (copies, pickling)
@@ -409,24 +473,28 @@ class GraspEnv(SimEnv):
     def apply_action(self, action: np.ndarray) -> None:
         self._check_views()
         if self.action_mode == "cartesian":
-            lo, hi = WORKSPACE
-            t = self.target_pos + action[:3] * MAX_DPOS
-            np.maximum(t, lo, out=t)
-            np.minimum(t, hi, out=t)
-            self.target_pos = t
-            self.target_yaw = min(
-                max(self.target_yaw + float(action[3]) * MAX_DYAW, -YAW_LIMIT), YAW_LIMIT
+            # Python floats: the same IEEE operations as the array form, in fewer numpy calls
+            ax, ay, az, ayaw, grip = action.tolist()
+            (x0, x1), (y0, y1), (z0, z1) = _WS_LO_HI
+            tx, ty, tz = self.target_pos.tolist()
+            t = np.array(
+                (
+                    min(max(tx + ax * MAX_DPOS, x0), x1),
+                    min(max(ty + ay * MAX_DPOS, y0), y1),
+                    min(max(tz + az * MAX_DPOS, z0), z1),
+                )
             )
+            self.target_pos = t
+            self.target_yaw = min(max(self.target_yaw + ayaw * MAX_DYAW, -YAW_LIMIT), YAW_LIMIT)
             self.q_cmd = self.ik.solve(self.q_cmd, t, yaw_down_quat(self.target_yaw))
         else:
             self.q_cmd = np.clip(self.q_cmd + action[:7] * MAX_DQ, arm.JOINT_LOWER, arm.JOINT_UPPER)
+            grip = float(action[-1])
         if self._v_arm_ctrl is not None:
             self._v_arm_ctrl[:] = self.q_cmd
         else:
             self.data.ctrl[self._arm_act] = self.q_cmd
-        self._v_ctrl[self._grip_act] = GRIP_OPEN + 0.5 * (float(action[-1]) + 1.0) * (
-            GRIP_CLOSED - GRIP_OPEN
-        )
+        self._v_ctrl[self._grip_act] = GRIP_OPEN + 0.5 * (grip + 1.0) * (GRIP_CLOSED - GRIP_OPEN)
 
     # ---- observations ---------------------------------------------------------------------
     def state_space(self) -> spaces.Box:
@@ -451,6 +519,19 @@ class GraspEnv(SimEnv):
 
     def state_obs(self) -> np.ndarray:
         self._check_views()
+        if self._gather is not None:
+            flat, idx, g = self._gather
+            flat.take(idx, None, g)  # the method: np.take wraps it in Python
+            mujoco.mju_mat2Quat(self._g_quat, self._v_tcp_mat)
+            np.add(self._g_finger, self._g_finger2, self._g_finger)
+            np.subtract(self._g_rel, self._g_tcp, self._g_rel)
+            if gscene.TABLE_TOP:
+                self._g_height -= gscene.TABLE_TOP
+            return self._g_state.astype(np.float32)
+        return self._state_obs_arrays()
+
+    def _state_obs_arrays(self) -> np.ndarray:
+        """``state_obs`` read array by array (the reference for the gathered path)."""
         n = self.num_objects
         out = np.empty(23 + 8 * n, np.float32)
         tcp = self._v_tcp
@@ -506,9 +587,9 @@ class GraspEnv(SimEnv):
 
     def evaluate(self) -> tuple[float, bool, dict]:
         self._check_views()
-        com = self._obj_com()
         # a few objects: Python floats beat numpy calls (~1 us each) for these reductions
-        z = com[:, 2].tolist()
+        vz = self._v_obj_z
+        z = (vz if vz is not None else self.data.xipos[self._obj_body, 2]).tolist()
         lifts = [zi - r for zi, r in zip(z, self._rest_z_list)]
         max_lift = lifts[0] if self.target_object else max(lifts)
         self._hold = self._hold + 1 if max_lift >= LIFT_HEIGHT else 0
@@ -525,6 +606,7 @@ class GraspEnv(SimEnv):
         if self.reward_type == "sparse":
             reward = float(success)
         else:
+            com = self._obj_com()
             lift = com[:, 2] - self._rest_z
             reward = self._dense_reward(lift, com) + (5.0 if success else 0.0)
         if self.labels:
@@ -557,6 +639,29 @@ class GraspEnv(SimEnv):
             w,
             h,
         )
+
+
+@functools.cache
+def _ik_model() -> mujoco.MjModel:
+    """The scene's arm as a kinematic twin for IK: the same bodies, joints, masses and
+    inertias (so the same subtree centres of mass and Jacobians, bit for bit; tested), but
+    no geoms. IK needs only the kinematic chain: its forward kinematics then skip the
+    arm's ~30 geoms, and one model serves every episode (no rebuild after a recompile)."""
+    spec = arm.build_arm_spec(table=False)
+    full = spec.copy().compile()
+    for g in list(spec.geoms):
+        spec.delete(g)
+    for mesh in list(spec.meshes):
+        spec.delete(mesh)
+    for body in spec.bodies[1:]:
+        ref = full.body(body.name)
+        body.explicitinertial = True
+        body.mass, body.ipos = float(ref.mass[0]), ref.ipos.copy()
+        body.iquat, body.inertia = ref.iquat.copy(), ref.inertia.copy()
+    twin = spec.compile()
+    for name in ("body_mass", "body_ipos", "body_iquat", "body_inertia"):
+        getattr(twin, name)[:] = getattr(full, name)  # exactly the compiled values
+    return twin
 
 
 def _set_box(m: Any, g: int, half: np.ndarray) -> None:
