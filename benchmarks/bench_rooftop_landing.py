@@ -5,10 +5,16 @@ control: 5 substeps per env step): 1,371 env steps/s with state obs and 157 with
 this machine kind.
 
 Prints and writes benchmarks/results/rooftop_landing.json:
-- raw ``mj_step`` calls/s of the env's compiled model (quad + ~260 city geoms, sleeping on),
-  of the same model with sleeping off (why it is on) and of the quad alone;
-- env steps/s with state obs, the 64x64 downward camera (rgb), state + depth + range grid,
-  and with per-pixel labels, default randomization, episodes reset as they end;
+- raw ``mj_step`` substeps/s of the state-obs env's compiled model (quad + ~280 city geoms,
+  sleeping on, no distractors) with the quad flying, as the env steps it (5 per call, the
+  flying state restored every 48 calls: ``raw_mj_step_per_s``, the physics ceiling); the same
+  with MuJoCo's collision stage off (what skipping collision detection could at most gain),
+  with sleeping off (why it is on), with the six camera distractors that state mode leaves
+  out, of the quad alone and of the quad resting on a roof (in contact);
+- env steps/s with state obs (median of rounds), with the reset cost, the mean episode length
+  of the benchmark policy and the rate without the resets' CPU time; then the 64x64 downward
+  camera (rgb), state + depth + range grid and per-pixel labels; default randomization,
+  episodes reset as they end;
 - scene generation per reset: city generation, ground-truth safe map, writing the city into
   the compiled primitive pool (no recompilation), the whole ``env.reset``, and what compiling
   the scene would cost instead;
@@ -27,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import time
 from pathlib import Path
 
@@ -35,7 +42,13 @@ os.environ.setdefault("MUJOCO_GL", "egl")  # before mujoco is imported
 import gymnasium as gym  # noqa: E402
 import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
-from _common import cpu_rate, expert_success, quad_env_rate, write  # noqa: E402
+from _common import (  # noqa: E402
+    expert_success,
+    physics_rate,
+    quad_env_rate,
+    quad_env_rates,
+    write,
+)
 
 import simenvs  # noqa: E402, F401
 from simenvs.envs.rooftop_landing.city import generate_city  # noqa: E402
@@ -48,7 +61,17 @@ TARGET = {"state": 13_700.0, "rgb_64x64": 1_000.0, "scene_generation_ms": 20.0}
 
 
 def raw_rate(m: mujoco.MjModel, d: mujoco.MjData, seconds: float) -> tuple[float, float]:
-    return cpu_rate(lambda: mujoco.mj_step(m, d), seconds, 1000)
+    """Substeps/s from the current state (restored every 48 control steps, see physics_rate)."""
+    return physics_rate(m, d, seconds)
+
+
+def resting_rate(env: RooftopLandingEnv, seconds: float) -> float:
+    """Substeps/s of the quad resting on the best site (motors idle: in contact)."""
+    s = env.site
+    env.reset_quad([s.x, s.y, s.z + 0.1], thrust_fraction=0.0)
+    env.data.ctrl[env.quad.cmd_ids] = 0.0
+    mujoco.mj_step(env.model, env.data, 240)  # settle
+    return raw_rate(env.model, env.data, seconds)[0]
 
 
 def ms_per_call(fn, n: int) -> float:
@@ -61,7 +84,8 @@ def ms_per_call(fn, n: int) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seconds", type=float, default=3.0, help="timing window per figure")
+    ap.add_argument("--seconds", type=float, default=2.0, help="timing window per figure")
+    ap.add_argument("--rounds", type=int, default=3, help="state-obs rounds (median kept)")
     ap.add_argument("--resets", type=int, default=40, help="resets timed for scene generation")
     ap.add_argument("--expert-seeds", type=int, default=10)
     ap.add_argument("--trained-run", default=None, help="run folder of a trained policy")
@@ -75,15 +99,26 @@ def main() -> None:
     m, d = env.model, env.data
     raw, raw_wall = raw_rate(m, d, t)
     ceiling = raw / env.frame_skip
+    off = int(mujoco.mjtDisableBit.mjDSBL_CONTACT)
+    m.opt.disableflags |= off
+    raw_no_collision, _ = raw_rate(m, d, t)
+    m.opt.disableflags &= ~off
     m.opt.enableflags &= ~int(mujoco.mjtEnableBit.mjENBL_SLEEP)
     mujoco.mj_forward(m, d)
     raw_nosleep, _ = raw_rate(m, d, t)
     m.opt.enableflags |= int(mujoco.mjtEnableBit.mjENBL_SLEEP)
+    mujoco.mj_forward(m, d)
+    dist = RooftopLandingEnv(obs_mode="state", n_distractors=6)
+    dist.reset(seed=0)
+    dist.apply_action(dist.hover_action())
+    raw_dist, _ = raw_rate(dist.model, dist.data, t)
+    dist.close()
     spec = mujoco.MjSpec()
     add_quadrotor(spec, env.quad_params, pos=[0, 0, 1])
     mq = spec.compile()
     dq = mujoco.MjData(mq)
     raw_quad, _ = raw_rate(mq, dq, t)
+    raw_rest = resting_rate(env, t)
     res: dict = {
         "timer": "process CPU time (one core); *_wall figures use wall-clock time",
         "physics_hz": 1.0 / env.model.opt.timestep,
@@ -92,17 +127,34 @@ def main() -> None:
         "ngeom": int(m.ngeom),
         "raw_mj_step_per_s": raw,
         "raw_mj_step_per_s_wall": raw_wall,
+        "raw_mj_step_per_s_collision_off": raw_no_collision,
         "raw_mj_step_per_s_sleep_off": raw_nosleep,
+        "raw_mj_step_per_s_with_6_distractors": raw_dist,
         "raw_mj_step_per_s_quad_alone": raw_quad,
+        "raw_mj_step_per_s_resting_on_roof": raw_rest,
         "physics_ceiling_env_steps_per_s": ceiling,
     }
     print(
-        f"raw mj_step: {raw:,.0f}/s (sleeping off: {raw_nosleep:,.0f}/s, quad alone "
-        f"{raw_quad:,.0f}/s) -> physics-only ceiling {ceiling:,.0f} env steps/s"
+        f"raw mj_step: {raw:,.0f}/s flying (collision stage off: {raw_no_collision:,.0f}/s, "
+        f"sleeping off: {raw_nosleep:,.0f}/s, with 6 distractors: {raw_dist:,.0f}/s, quad "
+        f"alone {raw_quad:,.0f}/s, resting on a roof {raw_rest:,.0f}/s) -> physics-only "
+        f"ceiling {ceiling:,.0f} env steps/s"
     )
 
-    res["env_steps_per_s_state"], res["env_steps_per_s_state_wall"] = quad_env_rate(env, t)
+    rounds = [quad_env_rates(env, t) for _ in range(args.rounds)]
+
+    def med(field: str) -> float:
+        return float(statistics.median(r[field] for r in rounds))
+
+    res["rounds"] = args.rounds
+    res["env_steps_per_s_state"] = med("cpu")
+    res["env_steps_per_s_state_wall"] = med("wall")
+    res["env_steps_per_s_state_rounds"] = [r["cpu"] for r in rounds]
+    res["env_steps_per_s_state_steps_only"] = med("cpu_steps_only")
+    res["state_reset_ms"] = med("reset_ms")
+    res["state_episode_steps"] = med("episode_steps")
     res["state_fraction_of_ceiling"] = res["env_steps_per_s_state"] / ceiling
+    res["state_steps_only_fraction_of_ceiling"] = res["env_steps_per_s_state_steps_only"] / ceiling
     if "simenvs/RooftopLanding-v0" in gym.registry:
         wrapped = gym.make("simenvs/RooftopLanding-v0")
         res["env_steps_per_s_state_gym_make"], _ = quad_env_rate(wrapped, t)
@@ -113,6 +165,12 @@ def main() -> None:
                 f"{key}: {res[key]:,.0f} ({res[key] / PEER['state']:.1f}x gym-pybullet-drones, "
                 f"target {TARGET['state']:,.0f})"
             )
+    print(
+        f"state obs without the resets' CPU ({res['state_reset_ms']:.1f} ms per "
+        f"{res['state_episode_steps']:.0f}-step episode): "
+        f"{res['env_steps_per_s_state_steps_only']:,.0f} steps/s "
+        f"({res['state_steps_only_fraction_of_ceiling']:.0%} of the ceiling)"
+    )
     for name, kw in (
         ("rgb_64x64", dict(obs_mode="rgb")),
         ("state_depth_range_64x64", dict(obs_mode="state_depth")),
@@ -134,7 +192,11 @@ def main() -> None:
     smap = ms_per_call(lambda: compute_safe_map(cities[next(k) % n]), n)
     pool = env._pool
     k = iter(range(10**9))
-    apply = ms_per_call(lambda: (pool.apply(cities[next(k) % n], m), env._pose_static()), n)
+    apply = ms_per_call(
+        lambda: (pool.apply(cities[next(k) % n], m), pool.flush_meshes(), env._pose_static()), n
+    )  # with the material meshes (written lazily: state-only episodes skip them)
+    k = iter(range(10**9))
+    apply_state = ms_per_call(lambda: (pool.apply(cities[next(k) % n], m), env._pose_static()), n)
     k = iter(range(10**9))
     reset = ms_per_call(lambda: env.reset(seed=next(k)), n)
     compile_ms = ms_per_call(lambda: env.build_spec(env.streams.layout).compile(), 10)
@@ -142,6 +204,7 @@ def main() -> None:
         "city_generation_ms": gen,
         "safe_map_ms": smap,
         "pool_apply_ms": apply,
+        "pool_apply_ms_state_obs": apply_state,
         "scene_generation_ms": gen + smap + apply,
         "env_reset_ms": reset,
         "scene_compile_ms_alternative": compile_ms,

@@ -123,6 +123,7 @@ class QuadrotorTask(SimEnv):
         self._arena_l = (lo[0], lo[1], hi[0], hi[1], hi[2], 0.5 * self.quad_params.body_height)
         self._uneven = type(self).ground_height is not QuadrotorTask.ground_height
         super().__init__(**kwargs)
+        self._unit_box4 = self._act_shape == (4,) and self._act_bounds == [(-1.0, 1.0)] * 4
 
     # ------------------------------------------------------------------ scene
     def add_quad(self, spec: mujoco.MjSpec, pos: Sequence[float] = (0.0, 0.0, 1.0)) -> None:
@@ -152,6 +153,10 @@ class QuadrotorTask(SimEnv):
         else:
             self.quad.bind(self.model)
         self.quad.bind_data(self.data)
+        # views for the per-step ground effect: this quad's applied wrench, the thrust force
+        self._xfrc = self.data.xfrc_applied[self.quad.body_id]
+        self._force = self.data.actuator_force
+        self._thrust_i = int(self.quad.cmd_ids[0]) if self.action_mode == "ctbr" else -1
         imu = [
             ParamDef("sensor.imu.pos_noise_std", 0.0, 0.0, 0.05, unit="m",
                      doc="position estimate noise"),
@@ -239,12 +244,23 @@ class QuadrotorTask(SimEnv):
     def action_layout(self) -> list[tuple[str, str, float, float]]:
         return self.quad.action_layout()
 
+    def _check_action(self, action: Any) -> np.ndarray:
+        """``SimEnv._check_action`` with a shortcut for the common case (a (4,) array inside
+        [-1, 1]): the same float64 copy, fewer steps."""
+        if type(action) is np.ndarray and action.shape == (4,) and self._unit_box4:
+            a = action.astype(np.float64)
+            x0, x1, x2, x3 = a.tolist()
+            if -1.0 <= x0 <= 1.0 and -1.0 <= x1 <= 1.0 and -1.0 <= x2 <= 1.0 and -1.0 <= x3 <= 1.0:
+                return a
+        return super()._check_action(action)
+
     def apply_action(self, action: np.ndarray) -> None:
         a = action.tolist()
         q = self.quad
         q.apply(a)
-        if self._has_wind:  # drag reference in the body axes of the current attitude
-            q.apply_wind(self._wind_l)
+        wind = self.air_velocity()
+        if wind is not None:  # drag reference in the body axes of the current attitude
+            q.apply_wind(wind)
         if self.ground_effect:
             self._apply_ground_effect()
         p = self._prev_action
@@ -253,13 +269,23 @@ class QuadrotorTask(SimEnv):
         )
         self._prev_action = a
 
+    def air_velocity(self) -> list[float] | None:
+        """World-frame wind for this control step (3 floats; None: still air). Called once per
+        step by ``apply_action``; subclasses add gusts here."""
+        return self._wind_l if self._has_wind else None
+
     def _apply_ground_effect(self) -> None:
-        q, d = self.quad, self.data
-        x, y, z = d.qpos[q.pos_slice]
-        f = ground_effect_factor(z - self.ground_height(x, y), q.p.prop_radius)
+        q = self.quad
+        x, y, z = q.v_pos.tolist()
+        gh = self.ground_height(x, y) if self._uneven else 0.0
+        f = ground_effect_factor(z - gh, q.p.prop_radius)
         r = q.rot_list()
-        k = (f - 1.0) * q.thrust(d)
-        d.xfrc_applied[q.body_id, :3] = (k * r[2], k * r[5], k * r[8])  # along body z
+        i = self._thrust_i
+        k = (f - 1.0) * (float(self._force[i]) if i >= 0 else q.thrust(self.data))
+        xf = self._xfrc  # along body z
+        xf[0] = k * r[2]
+        xf[1] = k * r[5]
+        xf[2] = k * r[8]
 
     # ------------------------------------------------------------------ observations
     def task_state(self) -> np.ndarray | list[float]:
@@ -288,20 +314,28 @@ class QuadrotorTask(SimEnv):
         v = q.v_qvel.tolist()
         o = p[:3] + v[:3] + q.rot_list(p[3:]) + v[3:]
         if self._imu_noisy:
-            o = list(map(operator.add, o, self._imu_noise().tolist()))
+            o = list(map(operator.add, o, self._imu_noise()))
         return o
 
-    def _imu_noise(self) -> np.ndarray:
-        """Scaled IMU noise for one observation; drawn from the noise stream in blocks of
-        ``_NOISE_BLOCK`` observations (one RNG call instead of one per step)."""
+    def _imu_noise(self) -> list[float] | np.ndarray:
+        """Scaled IMU noise for one observation (18 values); drawn from the noise stream in
+        blocks of ``_NOISE_BLOCK`` observations (one RNG call instead of one per step), kept
+        as rows of Python floats (a batched env may hand back an array of the same values)."""
         i = self._noise_i
-        if i >= len(self._noise_buf):
-            self._noise_buf = self._imu_std * self.streams.noise.standard_normal(
-                (_NOISE_BLOCK, _NQ)
-            )
+        buf = self._noise_buf
+        if i >= len(buf):
+            buf = self._imu_std * self.streams.noise.standard_normal((_NOISE_BLOCK, _NQ))
+            buf = self._noise_buf = buf.tolist()
             i = 0
         self._noise_i = i + 1
-        return self._noise_buf[i]
+        return buf[i]
+
+    def _get_obs(self) -> Any:
+        """``SimEnv._get_obs``, with state observations without state noise (the usual case)
+        returned straight from ``state_obs`` (already a fresh float32 array)."""
+        if self.obs_mode == "state" and self._state_std <= 0.0:
+            return self.state_obs()
+        return super()._get_obs()
 
     def state_obs(self) -> np.ndarray:
         # one list of Python floats and one conversion: several times cheaper than

@@ -231,3 +231,24 @@ def test_drawn_roof_solids_follow_the_roof_surface(kind, slope):
         # outward winding: normals point away from the footprint centre
         cen = np.array([(rect[0] + rect[2]) / 2, (rect[1] + rect[3]) / 2, roof.z])
         assert np.all(np.einsum("ij,ij->i", n, tris.mean(axis=1) - cen) > 0)
+
+
+def test_pool_writes_the_drawn_meshes_only_when_they_are_needed():
+    """``apply`` leaves the material meshes to ``upload`` (state-only episodes never draw):
+    the collision pool is written at once, the meshes on the first upload, and the mesh
+    geoms sit at the origin from the start (their static poses are copied at reset)."""
+    m, _, pool, _ = _pool_model()
+    city = generate_city(3)
+    verts0 = np.array(m.mesh_vert)
+    pool.apply(city, m)
+    assert pool.dirty and np.array_equal(m.mesh_vert, verts0)
+    assert np.all(m.geom_pos[pool._mesh_geoms] == 0.0)
+    n_sloped = sum(r.sloped for r in city.roofs)  # height fields
+    assert np.sum(m.geom_contype[pool.geoms] > 0) == len(city.prims) + n_sloped
+    uploaded = []
+    pool.upload(uploaded.append)
+    assert not pool.dirty and uploaded and not np.array_equal(m.mesh_vert, verts0)
+    verts1 = np.array(m.mesh_vert)
+    pool.apply(generate_city(4), m)
+    pool.flush_meshes()
+    assert pool.dirty and not np.array_equal(m.mesh_vert, verts1)  # written, not uploaded

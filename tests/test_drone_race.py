@@ -322,3 +322,39 @@ def test_gate_culling_changes_nothing(moving):
     assert len(a) == len(b) and a[-1][2] >= 4
     for x, y in zip(a, b):
         assert np.array_equal(x[0], y[0]) and x[1:] == y[1:]
+
+
+def test_seeded_rollout_is_pinned():
+    """Obs and reward of a short default-randomization rollout, recorded before the speed work
+    on the quadrotor step: a change here changes behaviour, not just speed."""
+    env = DroneRaceEnv()
+    obs, _ = env.reset(seed=3)
+    total, obs_sum = 0.0, float(np.sum(obs, dtype=np.float64))
+    for t in range(60):
+        a = env.hover_action() + np.array(
+            [0.2 * np.sin(t / 7), 0.1 * np.cos(t / 5), -0.05, 0.1 * np.sin(t / 3)]
+        )
+        obs, r, _, _, _ = env.step(np.clip(a, -1.0, 1.0))
+        total += r
+        obs_sum += float(np.sum(obs, dtype=np.float64))
+    assert total == pytest.approx(-1.4792416694463428, rel=1e-6, abs=1e-6)
+    assert obs_sum == pytest.approx(843.8013155468798, rel=1e-7)
+    np.testing.assert_allclose(
+        obs[:6], [6.15983, -4.22092, 2.19557, 0.05149, -3.50229, -0.44655], atol=2e-5
+    )
+
+
+def test_fast_action_check_matches_the_generic_one():
+    """The (4,)-in-bounds shortcut returns what SimEnv's check returns; anything else still
+    takes the generic path (clipping, reshaping, named errors)."""
+    env = DroneRaceEnv()
+    env.reset(seed=0)
+    a = np.array([0.5, -1.0, 1.0, 0.0], np.float32)
+    fast = env._check_action(a)
+    assert fast.dtype == np.float64 and np.array_equal(fast, a) and fast is not a
+    assert np.array_equal(env._check_action([2.0, 0, 0, -3.0]), [1.0, 0.0, 0.0, -1.0])
+    assert np.array_equal(env._check_action(np.full((1, 4), 0.25)), np.full(4, 0.25))
+    with pytest.raises(ValueError, match="non-finite"):
+        env._check_action(np.array([np.nan, 0.0, 0.0, 0.0]))
+    with pytest.raises(ValueError, match="shape"):
+        env._check_action(np.zeros(3))

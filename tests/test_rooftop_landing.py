@@ -316,3 +316,66 @@ def test_expert_lands_on_most_generated_blocks():
             failures.append((seed, info["failure"]))
     assert wins >= 16, failures
     assert info["touchdown_speed"] >= 0.0
+
+
+# ---------------------------------------------------------------------------------------------
+# speed work that must not change behaviour
+
+
+def _hover_wobble(env, t):
+    a = env.hover_action() + np.array(
+        [0.2 * np.sin(t / 7), 0.1 * np.cos(t / 5), -0.05, 0.1 * np.sin(t / 3)]
+    )
+    return np.clip(a, -1.0, 1.0)
+
+
+def test_seeded_rollout_is_pinned():
+    """Obs and reward of a short default-randomization rollout, recorded before the speed work
+    (no distractors in state mode, cached lookups): a change here changes behaviour, not just
+    speed."""
+    env = RooftopLandingEnv()
+    obs, _ = env.reset(seed=3)
+    total, obs_sum = 0.0, float(np.sum(obs, dtype=np.float64))
+    for t in range(60):
+        obs, r, _, _, _ = env.step(_hover_wobble(env, t))
+        total += r
+        obs_sum += float(np.sum(obs, dtype=np.float64))
+    assert total == pytest.approx(-0.4919705342194288, rel=1e-6, abs=1e-6)
+    assert obs_sum == pytest.approx(8612.992805491609, rel=1e-7)
+    np.testing.assert_allclose(
+        obs[:6], [2.36011, -7.52492, 34.33653, -3.05249, 2.41147, -0.39518], atol=2e-5
+    )
+
+
+def _trace(env, seed, policy, steps):
+    """Every observation, reward, flag and info value of one episode."""
+    out = []
+    obs, _ = env.reset(seed=seed)
+    out.append(obs.tobytes())
+    ex = make_expert(env) if policy == "expert" else None
+    if ex is not None:
+        ex.reset()
+    for t in range(steps):
+        if ex is not None:
+            a = ex.act(obs)
+        elif policy == "dive":  # fall onto the block, then flail: hard touchdowns, obstacles
+            a = np.array([-0.7 if t < 30 else 0.5, 0.3 * np.sin(t / 4), 0.2, 0.1])
+        else:
+            a = _hover_wobble(env, t)
+        obs, r, te, tr, info = env.step(a)
+        out.append((obs.tobytes(), r, te, tr, sorted(info.items())))
+        if te or tr:
+            break
+    return out
+
+
+def test_state_mode_has_no_distractors_and_the_same_observations():
+    """Distractors only matter to cameras: state mode leaves them out (cheaper physics) and
+    its observations and rewards equal those of an env that has them."""
+    lean, full = RooftopLandingEnv(), RooftopLandingEnv(n_distractors=6)
+    assert lean.n_distractors == 0 and RooftopLandingEnv(obs_mode="rgb").n_distractors == 6
+    assert full.model.nmocap == 6 and lean.model.nmocap == 0
+    for seed, policy, steps in ((4, "wobble", 60), (6, "dive", 400), (5, "expert", 1440)):
+        lean_trace = _trace(lean, seed, policy, steps)
+        assert lean_trace == _trace(full, seed, policy, steps), (seed, policy)
+    assert dict(lean_trace[-1][4])["is_success"]  # a landing (contacts) was compared too

@@ -428,8 +428,9 @@ class DroneRaceEnv(QuadrotorTask):
             dist = math.sqrt((tx - px) ** 2 + (ty - py) ** 2 + (tz - pz) ** 2)
             reward += w["progress"] * (self._dist - dist)
         self._dist = dist
-        reward -= w["body_rate"] * self.rate_penalty() + w["action_change"] * (
-            self.action_change_penalty()
+        wx, wy, wz = self.quad.v_angvel.tolist()  # rate_penalty(), inlined
+        reward -= w["body_rate"] * (wx * wx + wy * wy + wz * wz) + w["action_change"] * (
+            self._action_change2
         )
         crashed = bool(reason)
         if crashed:

@@ -14,6 +14,7 @@ contract.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
@@ -64,6 +65,9 @@ GRID_CELL = 3.0  # m, side of a clearance-grid cell (3 x 3, world-aligned, centr
 _GRID_POOL = 0.5  # m, resolution of the max-pooled height map the grid is read from
 _BOUNDS_MARGIN = 10.0  # m beyond the block before a flight is out of bounds
 _GUST_AXES = np.array([1.0, 1.0, 0.3])  # vertical gusts weaker than horizontal ones
+_NO_CONTACTS = (np.zeros(0, np.int64), np.zeros((0, 3)), np.zeros(0))  # read-only
+for _a in _NO_CONTACTS:
+    _a.flags.writeable = False
 
 
 class RooftopLandingEnv(QuadrotorTask):
@@ -124,7 +128,8 @@ class RooftopLandingEnv(QuadrotorTask):
 
     **Options**: ``clutter_density`` (fix it; None: randomized), ``city_params``
     (``CityParams``), ``city`` (a fixed ``City`` for every episode), ``require_site``,
-    ``n_distractors``, ``range_grid``, ``range_fov_deg``, ``range_max``, ``reward_weights``,
+    ``n_distractors`` (None: 6 with image observations, 0 with state only, where they would
+    only cost time), ``range_grid``, ``range_fov_deg``, ``range_max``, ``reward_weights``,
     ``safe_config`` (``SafeMapConfig``), ``map_info`` (put the per-episode maps and sites in the
     reset info; off by default because their size changes per block, which vector envs cannot
     stack — ``ground_truth()`` always returns them), plus the QuadrotorTask ones (``preset`` default
@@ -148,7 +153,7 @@ class RooftopLandingEnv(QuadrotorTask):
         city_params: CityParams | None = None,
         city: City | None = None,
         require_site: bool = True,
-        n_distractors: int = 6,
+        n_distractors: int | None = None,
         range_grid: int = 8,
         range_fov_deg: float = 70.0,
         range_max: float = 40.0,
@@ -163,6 +168,8 @@ class RooftopLandingEnv(QuadrotorTask):
             isinstance(clutter_density, (int, float)) and 0.0 <= clutter_density <= 1.0
         ):
             raise ValueError(f"clutter_density must be in [0, 1] or None, got {clutter_density!r}")
+        if n_distractors is None:  # flying distractors only matter to cameras
+            n_distractors = 0 if kwargs.get("obs_mode", "state") == "state" else 6
         if not 0 <= int(n_distractors) <= 16:
             raise ValueError(f"n_distractors must be in [0, 16], got {n_distractors!r}")
         if not 1 <= int(range_grid) <= 32:
@@ -198,6 +205,7 @@ class RooftopLandingEnv(QuadrotorTask):
         self.site: Site | None = None
         self._pool: CityPool | None = None
         self._map_grid: tuple[float, float, float, int, int] | None = None
+        self._gh_x = self._gh_y = self._gh = math.nan
         half = 0.5 * self.city_params.block_size[1] + 15.0
         kwargs.setdefault("arena_low", (-half, -half, -1.0))
         kwargs.setdefault("arena_high", (half, half, 80.0))
@@ -322,6 +330,9 @@ class RooftopLandingEnv(QuadrotorTask):
         self._best_xyz = self._sites_xyz[0].tolist() if len(self._sites_xyz) else None
         h, w = smap.shape
         self._map_grid = (float(smap.origin[0]), float(smap.origin[1]), smap.resolution, h, w)
+        self._height_at = smap.height.item  # (row, col) -> float: cheaper than indexing
+        self._gh_x = self._gh_y = self._gh = math.nan  # ground_height's last query: none
+        self._safe_at = smap.safe.item
         self._build_grid_map(smap)
         bx0, by0, bx1, by1 = city.bounds
         cx, cy = (bx0 + bx1) / 2, (by0 + by1) / 2
@@ -394,28 +405,38 @@ class RooftopLandingEnv(QuadrotorTask):
         return info
 
     # ------------------------------------------------------------------ step
-    def apply_action(self, action: np.ndarray) -> None:
-        super().apply_action(action)  # commands, steady wind, ground effect
-        if self._gust_std > 0.0:
-            # Ornstein-Uhlenbeck gusts; the noise is drawn in blocks of 256 steps (one RNG call)
-            i = self._gust_i
-            if i >= len(self._gust_buf):
-                dt, tau = self.dt, self._gust_tau
-                scale = self._gust_std * math.sqrt(2 * dt / tau) * _GUST_AXES
-                self._gust_buf = (self.streams.noise.standard_normal((256, 3)) * scale).tolist()
-                i = 0
-            self._gust_i = i + 1
-            n, g, a = self._gust_buf[i], self._gust, self._gust_decay
-            g[0] = a * g[0] + n[0]
-            g[1] = a * g[1] + n[1]
-            g[2] = a * g[2] + n[2]
-            w = self._wind_steady_l
-            self.quad.apply_wind([w[0] + g[0], w[1] + g[1], w[2] + g[2]])
+    def air_velocity(self) -> list[float] | None:
+        """Steady wind plus Ornstein-Uhlenbeck gusts (the noise is drawn in blocks of 256
+        steps, one RNG call)."""
+        if self._gust_std <= 0.0:
+            return super().air_velocity()
+        i = self._gust_i
+        if i >= len(self._gust_buf):
+            dt, tau = self.dt, self._gust_tau
+            scale = self._gust_std * math.sqrt(2 * dt / tau) * _GUST_AXES
+            self._gust_buf = (self.streams.noise.standard_normal((256, 3)) * scale).tolist()
+            i = 0
+        self._gust_i = i + 1
+        n, g, a = self._gust_buf[i], self._gust, self._gust_decay
+        g[0] = a * g[0] + n[0]
+        g[1] = a * g[1] + n[1]
+        g[2] = a * g[2] + n[2]
+        w = self._wind_steady_l
+        return [w[0] + g[0], w[1] + g[1], w[2] + g[2]]
 
     def ground_height(self, x: float, y: float) -> float:
         """Top surface below (x, y): roofs, clutter or street (ground effect uses it)."""
-        rc = self._cell(x, y)
-        return 0.0 if rc is None else float(self.safe_map.height[rc])
+        if x == self._gh_x and y == self._gh_y:  # the last query (up to 3 a step, same point)
+            return self._gh
+        g = self._map_grid
+        if g is None:
+            return 0.0
+        ox, oy, res, h, w = g
+        c = int((x - ox) // res)
+        r = int((y - oy) // res)
+        v = self._height_at(r, c) if 0 <= r < h and 0 <= c < w else 0.0
+        self._gh_x, self._gh_y, self._gh = x, y, v
+        return v
 
     def _cell(self, x: float, y: float) -> tuple[int, int] | None:
         """Safe-map cell of a world point (None outside the map or before the first reset)."""
@@ -448,7 +469,7 @@ class RooftopLandingEnv(QuadrotorTask):
         d = self.data
         n = d.ncon
         if n == 0:
-            return np.zeros(0, np.int64), np.zeros((0, 3)), np.zeros(0)
+            return _NO_CONTACTS
         con = d.contact
         geom = np.asarray(con.geom[:n])
         g = self.quad.collision_geom
@@ -480,12 +501,12 @@ class RooftopLandingEnv(QuadrotorTask):
         p = q.v_pos.tolist()
         vx, vy, vz = q.v_vel.tolist()
         rz = q.rot_list()[8]  # R[2, 2]: cos(tilt), of the current attitude
-        tilt = math.degrees(math.acos(max(-1.0, min(1.0, rz))))
         failure = ""
         success = False
         bonus = 0.0
         other, cpos, nz = self._contacts()
         if len(other):
+            tilt = math.degrees(math.acos(max(-1.0, min(1.0, rz))))
             roles = self._pool.role[other]
             obstacle = roles == ROLE_OBSTACLE
             # a contact on a near-horizontal face below the quad is a touchdown (on a roof, the
@@ -527,17 +548,23 @@ class RooftopLandingEnv(QuadrotorTask):
                 failure = "out_of_bounds"
         self._prev_vz = vz
         # reward
-        site = self._target_for(p)
-        phi = self._potential(p, site)
+        site = self._best_xyz if self.obs_mode == "state" else self._target_for(p)
+        if site is None:  # _potential(p, site), inlined
+            phi = dxy = 0.0
+        else:
+            dxy = math.hypot(p[0] - site[0], p[1] - site[1])
+            phi = -(dxy + 0.5 * abs(p[2] - site[2]))
         reward = w["progress"] * (phi - self._phi)
         self._phi = phi
         rc = self._cell(p[0], p[1])
-        h = p[2] - (0.0 if rc is None else float(self.safe_map.height[rc]))
+        h = p[2] - (0.0 if rc is None else self._height_at(*rc))
         sink_allowed = 0.4 + 0.6 * max(h, 0.0)
-        reward -= w["descent"] * max(0.0, -vz - sink_allowed) * self.dt * 10.0
-        reward -= w["tilt"] * (1.0 - rz) * self.dt * 10.0
-        reward -= w["body_rate"] * self.rate_penalty() + w["action_change"] * (
-            self.action_change_penalty()
+        dt = self._dt  # the control period (the dt property, without the call)
+        reward -= w["descent"] * max(0.0, -vz - sink_allowed) * dt * 10.0
+        reward -= w["tilt"] * (1.0 - rz) * dt * 10.0
+        wx, wy, wz = q.v_angvel.tolist()  # rate_penalty(), inlined
+        reward -= w["body_rate"] * (wx * wx + wy * wy + wz * wz) + w["action_change"] * (
+            self._action_change2
         )
         reward += bonus
         if success:
@@ -554,9 +581,8 @@ class RooftopLandingEnv(QuadrotorTask):
             "touched_down": self._touched,
             "touchdown_speed": self._td_speed,
             "touchdown_tilt_deg": self._td_tilt,
-            "dist_to_site": math.inf if site is None else math.hypot(
-                p[0] - site[0], p[1] - site[1]),
-            "over_safe": rc is not None and bool(self.safe_map.safe[rc]),
+            "dist_to_site": math.inf if site is None else dxy,
+            "over_safe": rc is not None and bool(self._safe_at(*rc)),
         }  # fmt: skip
         if self.labels:
             info["safe_mask"] = self.safe_mask()
@@ -566,12 +592,15 @@ class RooftopLandingEnv(QuadrotorTask):
     def task_state(self) -> np.ndarray | list[float]:
         if self.obs_mode != "state":
             return self.range_grid()
-        x, y, z = self.quad.v_pos.tolist()
+        pos = self.quad.v_pos.tolist()
+        x, y, z = pos
         s = self.site
         out = [0.0] * 4 if s is None else [s.x - x, s.y - y, s.z - z, s.radius]
-        sensed = [self.altitude(), *self._clearance_list()]
+        alt = z - self.ground_height(x, y)  # altitude()
+        rm = self.range_max
+        sensed = [rm if rm < alt else alt, *self._clearance_list(pos)]
         if self._range_std > 0.0:
-            sensed = (np.asarray(sensed) + self._range_noise()).tolist()
+            sensed = list(map(operator.add, sensed, self._range_noise()))
         return out + sensed
 
     def task_state_layout(self) -> list[tuple[str, int, str]]:
@@ -579,11 +608,13 @@ class RooftopLandingEnv(QuadrotorTask):
             return list(_ORACLE_STATE)
         return [("range_grid", self.range_n**2, "m")]
 
-    def _range_noise(self) -> np.ndarray:
-        """Range noise for the 10 sensed state values, drawn in blocks of 256 steps."""
+    def _range_noise(self) -> list[float]:
+        """Range noise for the 10 sensed state values, drawn in blocks of 256 steps (rows of
+        Python floats)."""
         i = self._rn_i
         if i >= len(self._rn_buf):
-            self._rn_buf = self._range_std * self.streams.noise.standard_normal((256, 10))
+            buf = self._range_std * self.streams.noise.standard_normal((256, 10))
+            self._rn_buf = buf.tolist()
             i = 0
         self._rn_i = i + 1
         return self._rn_buf[i]
@@ -601,6 +632,7 @@ class RooftopLandingEnv(QuadrotorTask):
         # a zero border (the street) wide enough that every in-bounds quad reads inside
         pad = int(math.ceil((_BOUNDS_MARGIN + GRID_CELL) / (k * res))) + 1
         self._grid_map = np.pad(pooled, pad)
+        self._grid_top = self._grid_map.ravel().item  # flat index -> float: 9 lookups a step
         self._grid_origin = (smap.origin[0] - pad * k * res, smap.origin[1] - pad * k * res)
         self._grid_res = k * res
         self._grid_step = int(round(GRID_CELL / (k * res)))
@@ -618,16 +650,20 @@ class RooftopLandingEnv(QuadrotorTask):
         local height map such as a downward LiDAR or an onboard map provides."""
         return np.array(self._clearance_list())
 
-    def _clearance_list(self) -> list[float]:
-        """``clearance_grid`` as floats (the per-step path: no numpy arithmetic)."""
-        x, y, z = self.quad.v_pos.tolist()
-        g, k, res = self._grid_map, self._grid_step, self._grid_res
-        h, w = g.shape
+    def _clearance_list(self, pos: list[float] | None = None) -> list[float]:
+        """``clearance_grid`` as floats (the per-step path: no numpy arithmetic; ``pos``: the
+        body position if the caller has read it)."""
+        x, y, z = self.quad.v_pos.tolist() if pos is None else pos
+        top, k, res = self._grid_top, self._grid_step, self._grid_res
+        h, w = self._grid_map.shape
         c = min(max(int((x - self._grid_origin[0]) // res) - k, 0), w - 2 * k - 1)
         r = min(max(int((y - self._grid_origin[1]) // res) - k, 0), h - 2 * k - 1)
-        top = g[r : r + 2 * k + 1 : k, c : c + 2 * k + 1 : k].ravel().tolist()
         rm = self.range_max
-        return [min(z - t, rm) for t in top]
+        out = []
+        for i in (r * w + c, (r + k) * w + c, (r + 2 * k) * w + c):
+            a, b, e = z - top(i), z - top(i + k), z - top(i + 2 * k)
+            out += (rm if rm < a else a, rm if rm < b else b, rm if rm < e else e)  # = min
+        return out
 
     def extra_observation_space(self, mode: str) -> spaces.Space:
         h, w = self.image_size
@@ -696,6 +732,7 @@ class RooftopLandingEnv(QuadrotorTask):
     ) -> np.ndarray:
         pool = self._pool
         if pool is not None and pool.dirty:
+            pool.flush_meshes()  # before a new renderer reads the model's meshes
             pool.upload(self._ensure_renderer().upload_mesh)
         return super().render_camera_image(camera, width, height, mode)
 

@@ -5,11 +5,12 @@ upright cylinders and height fields in the world body (the collision geometry) a
 material (what cameras see, ``visual.py``). ``CityPool.apply`` writes one ``City`` into the
 compiled model: poses, sizes, height-field elevations and collision bits of the pool (unused
 entries are parked underground in geom group 5 without collisions; used boxes and cylinders
-sit in group 3, which renderers skip), the material meshes, and refits the world body's
-bounding-volume hierarchy so collisions stay exact. No recompilation: the GL context, textures
-and parameter registry survive (per-reset cost in ``benchmarks/bench_rooftop_landing.py``).
-Sloped roofs collide as height fields (group 3) and are drawn as a few exact triangles
-(``roof_triangles``) in the ``roof_slope`` mesh.
+sit in group 3, which renderers skip), and refits the world body's bounding-volume hierarchy
+so collisions stay exact; the material meshes follow when first drawn (``flush_meshes``, run
+by ``upload``: state-only episodes skip ~2 ms of mesh work per reset). No recompilation: the
+GL context, textures and parameter registry survive (per-reset cost in
+``benchmarks/bench_rooftop_landing.py``). Sloped roofs collide as height fields (group 3) and
+are drawn as a few exact triangles (``roof_triangles``) in the ``roof_slope`` mesh.
 
 Why not static geoms moved in place without the refit: MuJoCo's midphase uses a BVH of the
 world body built at compile time; moving or resizing a geom without refitting it makes
@@ -212,7 +213,8 @@ class CityPool:
         self.hfields = np.array([model.geom_dataid[g] for g in self.roofs], dtype=np.int64)
         self.geoms = np.concatenate([self.boxes, self.cyls, self.roofs])
         self.meshes = CityMeshes(model, MESH_SLOTS, group=MESH_GROUP, hidden_group=HIDDEN_GROUP)
-        self.static_geoms = np.concatenate([self.geoms, list(self.meshes.geom.values())])
+        self._mesh_geoms = np.array(list(self.meshes.geom.values()), dtype=np.int64)
+        self.static_geoms = np.concatenate([self.geoms, self._mesh_geoms])
         self.street = gid("street")
         mat = lambda n: mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_MATERIAL, n)  # noqa: E731
         self.mat = {k: mat(scene.TEXTURE_PREFIX + k) for k in TEXTURES}
@@ -223,6 +225,7 @@ class CityPool:
         self.roof_of = np.full(model.ngeom, -1, np.int64)
         self.bvh = self._bvh_plan(model)
         self.city: City | None = None
+        self._pending: tuple | None = None  # mesh inputs of the last apply, not yet written
 
     @staticmethod
     def _ids(model: mujoco.MjModel, prefix: str, obj: mujoco.mjtObj) -> np.ndarray:
@@ -322,18 +325,32 @@ class CityPool:
             self.role[g] = ROLE_SURFACE
             self.roof_of[g] = r.id
 
-        # what cameras see: the same shapes merged into one mesh per material
+        # what cameras see: the same shapes merged into one mesh per material, written when
+        # first needed (``flush_meshes``: before an upload; state-only episodes never draw)
         slot_arr = np.array(slots)
         boxes = (slot_arr[bi], arr["pos"][bi], arr["size"][bi], arr["quat"][bi])
         prisms = (slot_arr[ci], arr["pos"][ci], arr["size"][ci][:, :2])
+        self._pending = (m, boxes, prisms, sloped)
+        # the meshes hold world coordinates: their geoms sit at the origin now (static poses
+        # are copied from here at reset, before the meshes are written)
+        mesh_geoms = self._mesh_geoms
+        m.geom_pos[mesh_geoms] = 0.0
+        m.geom_quat[mesh_geoms] = (1.0, 0.0, 0.0, 0.0)
+        self._refit(m)
+        self.city = city
+
+    def flush_meshes(self) -> None:
+        """Write the material meshes of the last ``apply`` into the model (if not yet done)."""
+        if self._pending is None:
+            return
+        m, boxes, prisms, sloped = self._pending
+        self._pending = None
         tris = [roof_triangles(r) for r in sloped]
         roof_tris = {}
         if tris:
             roof_tris["roof_slope"] = (np.concatenate([t for t, _ in tris]),
                                        np.concatenate([u for _, u in tris]))  # fmt: skip
         self.meshes.write(m, boxes, prisms, roof_tris)
-        self._refit(m)
-        self.city = city
 
     def slots_of(self, city: City) -> list[str]:
         """Appearance slot of every prim: a facade / roof variant per building (fixed by the
@@ -387,11 +404,13 @@ class CityPool:
 
     def upload(self, upload_mesh) -> None:
         """Send the meshes ``apply`` changed to a GL context: ``upload_mesh(mesh_id)``."""
+        self.flush_meshes()
         self.meshes.upload(upload_mesh)
 
     @property
     def dirty(self) -> bool:
-        return bool(self.meshes.dirty)
+        """Meshes to write or upload before the next frame."""
+        return self._pending is not None or bool(self.meshes.dirty)
 
 
 def roof_triangles(r) -> tuple[np.ndarray, np.ndarray]:
