@@ -20,7 +20,10 @@ fraction of the matching physics limit, and episode ends per 1000 steps (resets 
 sims' episodes are out of phase). Single-threaded in-process configs also report CPU-time
 rates, which other load on a shared machine distorts far less than wall time; process workers
 report rates per CPU-second of all processes and of the busiest one (parent or a worker),
-whose ratio x2/x1 is the scaling that one idle core per process would give (``async_scaling``).
+whose ratio x2/x1 is the scaling that one idle core per process would give.
+The 1- and 2-worker configs of each process mode run as two envs alive together, timed in
+alternating windows, and ``async_scaling`` gives the median (and quartiles) of the per-pair
+ratios x2/x1 by wall clock and by busiest-process CPU time (the JSON's ``methods`` says how).
 Every row records the 1-minute load average when it was measured. BLAS/OpenMP pools are
 pinned to one thread per process. The policy is
 the task's neutral action (hover for the quadrotors) plus N(0, 0.03) noise (``--noise``).
@@ -145,23 +148,41 @@ def best_rate(
     per-pair ratios: load that comes and goes on a shared machine hits both alike."""
     for _ in range(warmup):
         fn()
+    return interleaved([(fn, n_envs, pids, ref)], windows, window_s)[0]
+
+
+def interleaved(cfgs: list[tuple], windows: int, window_s: float) -> list[dict]:
+    """``best_rate`` of several configs ``(fn, n_envs, pids, ref)`` whose windows alternate
+    (order reversed every round: ABBA...), so that load which comes and goes on a shared
+    machine hits each config alike; each result also keeps its per-window rates
+    (``windows``), for ratios between configs taken window pair by window pair."""
+    raw: list[list[tuple[dict, dict | None]]] = [[] for _ in cfgs]
+    for w in range(windows):
+        order = list(range(len(cfgs)))
+        for c in order if w % 2 == 0 else order[::-1]:
+            fn, n_envs, pids, ref = cfgs[c]
+            x = _window(fn, n_envs, window_s, pids)
+            y = _window(ref[0], ref[1], window_s) if ref is not None else None
+            raw[c].append((x, y))
+    return [_summary(r, cfg[3]) for r, cfg in zip(raw, cfgs)]
+
+
+def _summary(raw: list[tuple[dict, dict | None]], ref) -> dict:
     best: dict[str, float] = {}
     ends, steps = 0, 0
     rw, rc, ratios, ratios_cpu, ratios_ex = 0.0, 0.0, [], [], []
-    for _ in range(windows):
-        x = _window(fn, n_envs, window_s, pids)
+    for x, y in raw:
         for key in ("wall", "cpu", "cpu_all", "cpu_busiest"):
             if key in x:
                 best[key] = max(best.get(key, 0.0), x[key])
         ends, steps = ends + x["ends"], steps + x["steps"]
-        if ref is not None:
-            ref_fn, ref_n, scale = ref
-            y = _window(ref_fn, ref_n, window_s)
+        if y is not None:
+            scale = ref[2]
             rw, rc = max(rw, y["wall"] * scale), max(rc, y["cpu"] * scale)
             ratios.append(x["wall"] / (y["wall"] * scale))
             ratios_cpu.append(x["cpu"] / (y["cpu"] * scale))
             ratios_ex.append(x["ex"] / (y["cpu"] * scale))
-    out = {**best, "ends_per_1k": 1000.0 * ends / max(steps, 1)}
+    out = {**best, "ends_per_1k": 1000.0 * ends / max(steps, 1), "windows": [x for x, _ in raw]}
     if ref is not None:
         out |= {
             "ref_wall": rw, "ref_cpu": rc,
@@ -233,7 +254,9 @@ def run_single(env: str, kw: dict, windows: int, window_s: float, ref=None) -> d
         e.close()
 
 
-def run_vector(venv: Any, windows: int, window_s: float, warmup: int = 1, ref=None) -> dict:
+def _prepare(venv: Any, warmup: int) -> tuple[Any, list[int]]:
+    """Reset ``venv``, run ``warmup`` steps; its step function (returns episode ends) and
+    worker pids."""
     if isinstance(venv, BatchedVectorEnv):  # account the time its tasks spend resetting
         inner = venv._reset_ids
 
@@ -256,10 +279,31 @@ def run_vector(venv: Any, windows: int, window_s: float, warmup: int = 1, ref=No
 
     procs = getattr(venv, "processes", None) or []  # async workers: their CPU time too
     pids = [p.pid for p in procs if p.pid is not None]
+    for _ in range(warmup):
+        step()
+    return step, pids
+
+
+def run_vector(venv: Any, windows: int, window_s: float, warmup: int = 1, ref=None) -> dict:
     try:
-        return best_rate(step, venv.num_envs, windows, window_s, warmup, ref, pids)
+        step, pids = _prepare(venv, warmup)
+        return interleaved([(step, venv.num_envs, pids, ref)], windows, window_s)[0]
     finally:
         venv.close()
+
+
+def run_pair(venvs: list[Any], windows: int, window_s: float, warmup: int, refs) -> list[dict]:
+    """Vector envs alive together (1 and 2 workers), measured in alternating windows (see
+    ``interleaved``), so their ratio compares windows taken under the same load."""
+    try:
+        cfgs = []
+        for venv, ref in zip(venvs, refs):
+            step, pids = _prepare(venv, warmup)
+            cfgs.append((step, venv.num_envs, pids, ref))
+        return interleaved(cfgs, windows, window_s)
+    finally:
+        for venv in venvs:
+            venv.close()
 
 
 def _row(obs, dt, mode, workers, n_envs, r, cpu: bool) -> dict[str, Any]:
@@ -290,34 +334,43 @@ def _row(obs, dt, mode, workers, n_envs, r, cpu: bool) -> dict[str, Any]:
     return row
 
 
-def scaling(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """2 workers / 1 worker for each process mode: by wall clock (what this machine gave, with
-    whatever else ran on it) and by CPU time of the busiest process (what one idle core per
-    process would give: a worker's own cost plus its share of the parent's, without queueing
-    behind other load), and the CPU efficiency (steps per CPU-second of all processes, x2/x1:
-    1.0 = the second worker added no overhead)."""
-    out: dict[str, Any] = {}
-    for obs in sorted({r["obs"] for r in rows}):
-        for mode in ("async", "async-pool"):
-            one = [r for r in rows if r["obs"] == obs and r["mode"] == mode and r["workers"] == 1]
-            two = [r for r in rows if r["obs"] == obs and r["mode"] == mode and r["workers"] == 2]
-            if not (one and two):
-                continue
-            a, b = one[0], two[0]
-            out[f"{obs}/{mode}"] = {
-                "wall_x2_over_x1": b["steps_per_s"] / a["steps_per_s"],
-                "cpu_busiest_x2_over_x1": b["steps_per_cpu_s_busiest"]
-                / a["steps_per_cpu_s_busiest"],
-                "cpu_efficiency_x2_over_x1": b["steps_per_cpu_s_all"] / a["steps_per_cpu_s_all"],
-                "num_envs": [a["num_envs"], b["num_envs"]],
-            }
-            x = out[f"{obs}/{mode}"]
-            print(
-                f"  {obs:5s} {mode:10s} x2/x1: wall {x['wall_x2_over_x1']:.2f}, CPU-time "
-                f"(busiest process) {x['cpu_busiest_x2_over_x1']:.2f}, efficiency "
-                f"{x['cpu_efficiency_x2_over_x1']:.2f}"
-            )
-    return out
+SCALING_METHOD = (
+    "1 and 2 workers run as two vector envs alive at once, timed in alternating windows "
+    "(order reversed every round), so each pair of adjacent windows saw the same load. Per "
+    "pair: 2-worker/1-worker env steps/s by wall clock, by CPU time of the busiest process "
+    "(parent or worker; the rate one idle core per process would give, unaffected by waiting "
+    "for a core) and per CPU-second of all processes (efficiency, 1.0 = the second worker "
+    "added no overhead). Reported: the median over pairs, its quartiles and every pair's "
+    "value. CPU times of worker processes come from /proc (10 ms ticks)."
+)
+
+
+def _quartiles(xs: list[float]) -> dict[str, Any]:
+    q1, med, q3 = (float(v) for v in np.percentile(xs, [25, 50, 75]))
+    return {"median": med, "q25": q1, "q75": q3, "per_window": [float(v) for v in xs]}
+
+
+def pair_scaling(one: dict, two: dict, n_envs: list[int]) -> dict[str, Any]:
+    """2 workers / 1 worker from window pairs (``SCALING_METHOD``)."""
+    pairs = list(zip(one["windows"], two["windows"]))
+    wall = _quartiles([b["wall"] / a["wall"] for a, b in pairs])
+    busy = _quartiles([b["cpu_busiest"] / a["cpu_busiest"] for a, b in pairs])
+    eff = _quartiles([b["cpu_all"] / a["cpu_all"] for a, b in pairs])
+    return {
+        "wall_x2_over_x1": wall["median"], "cpu_busiest_x2_over_x1": busy["median"],
+        "cpu_efficiency_x2_over_x1": eff["median"], "window_pairs": len(pairs),
+        "wall": wall, "cpu_busiest": busy, "cpu_efficiency": eff, "num_envs": n_envs,
+    }  # fmt: skip
+
+
+def _print_scaling(obs: str, mode: str, x: dict[str, Any]) -> None:
+    w, b = x["wall"], x["cpu_busiest"]
+    print(
+        f"  {obs:5s} {mode:10s} x2/x1 (median of {x['window_pairs']} window pairs): wall "
+        f"{w['median']:.2f} [{w['q25']:.2f}-{w['q75']:.2f}], CPU-time (busiest process) "
+        f"{b['median']:.2f} [{b['q25']:.2f}-{b['q75']:.2f}], efficiency "
+        f"{x['cpu_efficiency_x2_over_x1']:.2f}"
+    )
 
 
 class _RobustInfos:
@@ -358,6 +411,7 @@ def measure_env(env: str, args: argparse.Namespace) -> dict[str, Any]:
         f"reset {lim['reset_ms_cpu']:.2f} ms CPU"
     )
     loop = refs["mj_step_loop"]
+    scaling: dict[str, Any] = {}
     for obs in args.obs:
         kw = _obs_kwargs(obs)
         rows: list[dict[str, Any]] = []
@@ -367,17 +421,24 @@ def measure_env(env: str, args: argparse.Namespace) -> dict[str, Any]:
             fns = [_factory(env, kw) for _ in range(k)]
             r = run_vector(SyncEnv(fns), w, ws, ref=(*loop, 1.0))
             rows.append(_row(obs, dt, "sync", k, k, r, cpu=k == 1))
-        for k in (1, 2):
-            fns = [_factory(env, kw) for _ in range(k)]
-            # forkserver: a forked child of a process holding a GL context can deadlock in EGL
-            r = run_vector(AsyncEnv(fns, context="forkserver"), w, ws, ref=(*loop, float(k)))
+        refs_k = [(*loop, 1.0), (*loop, 2.0)]  # k workers: k cores' worth of mj_step loop
+        # forkserver: a forked child of a process holding a GL context can deadlock in EGL
+        venvs = [AsyncEnv([_factory(env, kw) for _ in range(k)], context="forkserver")
+                 for k in (1, 2)]  # fmt: skip
+        pair = run_pair(venvs, args.pair_windows, ws, 1, refs_k)
+        for k, r in zip((1, 2), pair):
             rows.append(_row(obs, dt, "async", k, k, r, cpu=False))
+        scaling[f"{obs}/async"] = pair_scaling(*pair, [1, 2])
         m = args.pool_envs if obs == "state" else args.pool_envs_rgb
-        for k in (1, 2):  # the same m envs in 1 or 2 worker processes
-            venv = ProcessPoolVectorEnv(env, k, m // k, **kw)
-            warm = max(1, args.warmup // 2) if obs == "state" else args.warmup // 10
-            r = run_vector(venv, w, ws, warm, ref=(*loop, float(k)))
+        # the same m envs in 1 or 2 worker processes
+        venvs = [ProcessPoolVectorEnv(env, k, m // k, **kw) for k in (1, 2)]
+        warm = max(1, args.warmup // 2) if obs == "state" else args.warmup // 10
+        pair = run_pair(venvs, args.pair_windows, ws, warm, refs_k)
+        for k, r in zip((1, 2), pair):
             rows.append(_row(obs, dt, "async-pool", k, m, r, cpu=False))
+        scaling[f"{obs}/async-pool"] = pair_scaling(*pair, [m, m])
+        for mode in ("async", "async-pool"):
+            _print_scaling(obs, mode, scaling[f"{obs}/{mode}"])
         n = args.batch_envs_rgb if obs != "state" else n_state
         for t in (1, 2):
             venv = BatchedVectorEnv(_factory(env, kw), n, nthread=t)
@@ -386,7 +447,7 @@ def measure_env(env: str, args: argparse.Namespace) -> dict[str, Any]:
             r = run_vector(venv, w, ws, warm, ref=(*refs[f"bare_batch_{t}"], 1.0))
             rows.append(_row(obs, dt, f"batched-{path}", t, n, r, cpu=t == 1))
         res["results"] += rows
-    res["async_scaling"] = scaling(res["results"])
+    res["async_scaling"] = scaling
     if fast and args.sizes:  # how the fast path's overhead amortizes over more sims
         print(f"  batch-size scaling (state, fast path): {args.sizes}")
         kw = _obs_kwargs("state")
@@ -479,6 +540,7 @@ def main() -> None:
     args.obs = args.obs.split(",") if args.obs else (["state"] if args.quick else ["state", "rgb"])
     args.windows = 2 if args.quick else 4
     args.window_s = 0.3 if args.quick else 0.6
+    args.pair_windows = 4 if args.quick else 8  # window pairs for the async x2/x1 ratios
     args.batch_envs = args.batch_envs or (64 if args.quick else 128)
     args.warmup = 20 if args.quick else 300  # batched: let episodes desynchronize first
     if args.sizes is None:
@@ -493,6 +555,15 @@ def main() -> None:
         "load_avg_start": os.getloadavg()[0],
         "simenvs": simenvs.__version__,
         "policy_noise": args.noise,
+        "methods": {
+            "frac_of_limit": (
+                "each measured window is followed by a window of the physics limit (a bare "
+                "mujoco.batch.Batch of the same sims and threads for batched rows, a Python "
+                "mj_step loop times the number of workers otherwise); the fraction is the "
+                "median over window pairs; steps_per_s and limit are the best windows"
+            ),
+            "async_scaling": SCALING_METHOD,
+        },
         "envs": {},
     }
     for env in chosen:

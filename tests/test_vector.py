@@ -134,12 +134,29 @@ def test_widened_spec_gets_per_sim_fields():
     ref.close()
 
 
-def test_drone_race_fast_path_equals_single_envs():
+@pytest.mark.parametrize("few", [6, 0], ids=["python-scan", "numpy-scan"])
+def test_drone_race_fast_path_equals_single_envs(few, monkeypatch):
     """DroneRace's vectorized ops vs the single env, flown by the scripted expert through gate
-    passes and a lap (static gates), and with moving gates."""
+    passes and a lap (static gates), and with moving gates; the gate scan of a few sims in
+    Python floats and of many in numpy."""
+    import simenvs.vector.quadrotor as vq
     from simenvs.agents.experts.drone_race import DroneRaceExpert
     from simenvs.envs.drone_race.env import DroneRaceEnv
 
+    monkeypatch.setattr(vq, "_FEW", few)
+    calls = {"python": 0, "numpy": 0}
+    scan_few, near_gates = vq.DroneRaceOps._scan_few, vq.DroneRaceOps._near_gates
+
+    def count_few(self, *a):
+        calls["python"] += 1
+        return scan_few(self, *a)
+
+    def count_near(self, *a):
+        calls["numpy"] += 1
+        return near_gates(self, *a)
+
+    monkeypatch.setattr(vq.DroneRaceOps, "_scan_few", count_few)
+    monkeypatch.setattr(vq.DroneRaceOps, "_near_gates", count_near)
     for moving, steps in ((False, 420), (True, 150)):
         kw = {"obs_mode": "state", "randomization": "default", "moving_gates": moving}
         venv = BatchedVectorEnv(DroneRaceEnv, 3, **kw)
@@ -173,6 +190,32 @@ def test_drone_race_fast_path_equals_single_envs():
         assert gates >= (8 if not moving else 1), gates
         venv.close()
         ref.close()
+    assert calls["python" if few else "numpy"] > 0 and calls["numpy" if few else "python"] == 0
+
+
+def test_normal_buffer_hands_out_each_stream_in_order():
+    """Blocks drawn ahead, large takes straight from the generator after what is buffered,
+    and rewinds before others draw: every sim sees its own stream's values in order."""
+    from types import SimpleNamespace
+
+    from simenvs.vector.ops import NormalBuffer
+
+    gens = [np.random.default_rng(s) for s in (1, 2)]
+    envs = [SimpleNamespace(streams=SimpleNamespace(noise=g)) for g in gens]
+    refs = [np.random.default_rng(s) for s in (1, 2)]
+    buf = NormalBuffer(envs, block=64)
+    rng = np.random.default_rng(0)
+    for t in range(60):
+        rows = np.flatnonzero(rng.random(2) < 0.7)
+        k = int(rng.choice([1, 5, 18, 40, 100]))
+        got = buf.take(rows, k)
+        for j, i in enumerate(rows.tolist()):
+            np.testing.assert_array_equal(got[j], refs[i].standard_normal(k), err_msg=f"{t}")
+        if t % 7 == 0:  # someone else draws from sim 0's stream
+            buf.rewind([0])
+            np.testing.assert_array_equal(
+                envs[0].streams.noise.standard_normal(3), refs[0].standard_normal(3)
+            )
 
 
 def _loop_of_single_envs(venv, factory, steps, seed=0):

@@ -24,6 +24,7 @@ sim; the others continue.
 from __future__ import annotations
 
 import copy
+import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -493,17 +494,22 @@ class BatchedVectorEnv(VectorEnv):
             ob, info = self.envs[i].reset(seed=s, options=o)
             obs.append(ob)
             infos.append(info)
-        self.physics.after_reset(ids, [e.model for e in self.envs])
+        self.physics.after_reset(ids, _Models(self.envs))
         self._push_states(ids, reset=True)
+        self._steps[ids] = 0
+        self._dsteps[ids] = 0
+        fast = self.ops is not None
         for i in ids.tolist():
             e = self.envs[i]
-            self._steps[i] = 0
-            self._dsteps[i] = 0
+            params = e.params
             self._last_action[i] = e.last_action
-            self._latency[i] = int(e.params.get("dynamics.action_latency", 0))
-            self._neutral[i] = e.neutral_action()
-            self._noise_std[i] = float(e.params.get("sensor.state.noise_std", 0.0))
-            if self.ops is not None:
+            lat = int(params.get("dynamics.action_latency", 0))
+            self._latency[i] = lat
+            if lat:  # read only while the latency queue fills
+                self._neutral[i] = e.neutral_action()
+            std = float(params.get("sensor.state.noise_std", 0.0))
+            self._noise_std[i] = std
+            if fast and std:  # read only for noisy sims
                 if self._noise_scale is None:
                     shape = self.single_observation_space.shape
                     self._noise_scale = np.ones((self.num_envs, *shape))
@@ -526,9 +532,9 @@ class BatchedVectorEnv(VectorEnv):
         # derived fields (xmat...) are recomputed by the next step; refresh them now only when
         # something reads them before it (the generic path, or ops that say they do)
         derived = self.ops is None or self.ops.needs_derived
-        self.physics.load(ids, self.envs, reset, forward=derived or not reset)
-        if reset:
-            self._warn0[ids] = self.physics.warnings(ids)
+        ran = self.physics.load(ids, self.envs, reset, forward=derived or not reset)
+        if reset:  # warnings cleared by the load, raised only by a forward it ran
+            self._warn0[ids] = self.physics.warnings(ids) if ran else 0
 
     # ---- stepping -----------------------------------------------------------------------
     def _check_actions(self, actions: Any) -> np.ndarray:
@@ -543,7 +549,7 @@ class BatchedVectorEnv(VectorEnv):
             else:
                 raise ValueError(f"actions must have shape {(n, *shape)}, got {a.shape}")
         total = a.sum()  # one reduction: finite iff every element is
-        if total != total or total in (np.inf, -np.inf):
+        if not math.isfinite(total):
             i = int(np.flatnonzero(~np.isfinite(a.reshape(n, -1)).all(axis=1))[0])
             raise ValueError(f"action of env {i} has non-finite values: {a[i].tolist()}")
         out = np.minimum(a, self._a_high)  # a new array: never the caller's
@@ -648,12 +654,16 @@ class BatchedVectorEnv(VectorEnv):
             counts = self._warnings(idx)
             warn0 = self._warn0[idx]
             diverged = counts > warn0
-            qsum = self._qpos[idx].sum(axis=1) + self._qvel[idx].sum(axis=1)
-            error = diverged | ~np.isfinite(qsum)  # (inf - inf is nan: caught as well)
+            qp, qv = self._qpos[idx], self._qvel[idx]
+            total = qp.sum() + qv.sum()
+            if total - total == 0.0:  # all finite (one sum: the common case)
+                error = diverged
+            else:  # per sim (inf - inf is nan: caught as well)
+                error = diverged | ~np.isfinite(qp.sum(axis=1) + qv.sum(axis=1))
             if error.any():
                 self._warn0[idx] = np.maximum(counts, warn0)
             if failed.size:
-                error[np.isin(active, failed)] = True
+                error = error | np.isin(active, failed)
             with np.errstate(all="ignore"):
                 reward, term, info = ops.evaluate(idx)
                 obs = ops.state_obs(idx)
@@ -704,7 +714,7 @@ class BatchedVectorEnv(VectorEnv):
             emask = np.zeros(n, dtype=bool)
             for j in np.flatnonzero(error).tolist():
                 i = int(active[j])
-                msgs[i] = self._error_message(i, j, diverged, ~np.isfinite(qsum), failed)
+                msgs[i] = self._error_message(i, j, diverged, failed)
                 emask[i] = True
             infos["physics_error"], infos["_physics_error"] = msgs, emask
             succ = infos.setdefault("is_success", np.zeros(n, dtype=bool))
@@ -719,7 +729,7 @@ class BatchedVectorEnv(VectorEnv):
         self._truncations[idx] = trunc
         return infos
 
-    def _error_message(self, i: int, j: int, diverged, nonfinite, failed) -> str:
+    def _error_message(self, i: int, j: int, diverged, failed) -> str:
         k = int(self._steps[i])
         if i in set(np.asarray(failed).tolist()):
             return f"MuJoCo error: {self.batch.error(i)} at step {k}"
@@ -838,41 +848,61 @@ class _InfoBlocks:
     def new(cls, venv: BatchedVectorEnv, info: dict[str, Any], env_num: int) -> dict[str, Any]:
         n = venv.num_envs
         keys = tuple(info)
+        vals = list(info.values())
         plan = cls._plans.get((n, keys))
         if plan is None:
-            kinds = [cls._kind(v) for v in info.values()]
-            if any(isinstance(v, dict) for v in info.values()):
+            if any(isinstance(v, dict) for v in vals):
                 return venv._add_info({}, info, env_num)
+            kinds = [cls._kind(v) for v in vals]
             groups: dict[tuple, list[int]] = {}
             for j, k in enumerate(kinds):
                 groups.setdefault(k[1:] if k[0] is not None else (None,), []).append(j)
-            plan = cls._plans[(n, keys)] = [kinds, list(groups.items())]
-        kinds, groups = plan
-        for (tv, dt, shape), v in zip(kinds, info.values()):
-            if tv is None:  # planned as an object array: still no number, array or dict
-                if cls._kind(v)[0] is not None or isinstance(v, dict):
-                    return venv._add_info({}, info, env_num)
-            elif type(v) is not tv or (tv is np.ndarray and (v.shape != shape or v.dtype != dt)):
+            names = [x for key in keys for x in (key, "_" + key)]
+            arrays = [(j, k[1], k[2]) for j, k in enumerate(kinds) if k[0] is np.ndarray]
+            plan = cls._plans[(n, keys)] = (list(map(type, vals)), arrays, list(groups.items()),
+                                            names)  # fmt: skip
+        types, arrays, groups, names = plan
+        # the plan holds while every value has its planned type (and arrays their shape and
+        # dtype); objects of the same type stay objects
+        if list(map(type, vals)) != types:
+            return venv._add_info({}, info, env_num)
+        for j, dt, shape in arrays:
+            v = vals[j]
+            if v.shape != shape or v.dtype != dt:
                 return venv._add_info({}, info, env_num)
         rows: list[Any] = [None] * len(keys)
         for kind, js in groups:
-            vals = [info[keys[j]] for j in js]
             if kind == (None,):
                 block = np.full((len(js), n), None, dtype=object)
-                for r, v in enumerate(vals):
-                    block[r, env_num] = v
+                col = block[:, env_num]
+                for r, j in enumerate(js):
+                    col[r] = vals[j]
             else:
                 block = np.zeros((len(js), n, *kind[1]), dtype=kind[0])
-                block[:, env_num] = vals if kind[1] == () else np.stack(vals)
-            for r, j in enumerate(js):
-                rows[j] = block[r]
+                picked = [vals[j] for j in js]
+                block[:, env_num] = picked if kind[1] == () else np.stack(picked)
+            for j, row in zip(js, block):
+                rows[j] = row
         masks = np.zeros((len(keys), n), dtype=np.bool_)
         masks[:, env_num] = True
-        out: dict[str, Any] = {}
-        for j, key in enumerate(keys):
-            out[key] = rows[j]
-            out["_" + key] = masks[j]
-        return out
+        return dict(zip(names, [x for pair in zip(rows, masks) for x in pair]))
+
+
+class _Models(Sequence):
+    """The tasks' current models, read on demand (a reset touches a few of them)."""
+
+    __slots__ = ("_envs",)
+
+    def __init__(self, envs: Sequence[SimEnv]):
+        self._envs = envs
+
+    def __len__(self) -> int:
+        return len(self._envs)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [e.model for e in self._envs[i]]
+        return self._envs[i].model
 
 
 def copy_model(model: mujoco.MjModel) -> mujoco.MjModel:

@@ -236,20 +236,32 @@ class ModelSync:
             tb = self._template_bytes
             for i in ids:
                 m = models[i]
-                new |= {f for f in self._watch if _value(m, f).tobytes() != tb[f]}
+                for f, b in tb.items():
+                    if _value(m, f).tobytes() != b:
+                        new.add(f)
         if new:
             self._add(new)
             self._watch = [f for f in self._watch if f not in self.fields]
             ids = range(len(models))
-        expand = self.batch.expand
-        for f in self.fields:
-            rows = expand(f)
-            k = rows.shape[1] if rows.ndim > 1 else None
-            opt = f.startswith("opt.")
-            for i in ids:
-                v = _value(models[i], f) if opt else getattr(models[i], f)
+        targets = self._targets()
+        for i in ids.tolist() if isinstance(ids, np.ndarray) else ids:
+            m = models[i]
+            for f, rows, k, opt in targets:
+                v = _value(m, f) if opt else getattr(m, f)
                 # bvh_aabb: the batch holds only the bodies' volumes, a prefix of the rows
                 rows[i] = v[:k] if k is not None and v.ndim and len(v) != k else v
+
+    def _targets(self) -> list[tuple[str, np.ndarray, int | None, bool]]:
+        """(field, its per-sim rows, row length to copy or None, MjOption?) per expanded field,
+        cached while the expanded fields stay the same."""
+        t = self.__dict__.get("_tg")
+        if t is None or len(t) != len(self.fields):
+            t = []
+            for f in self.fields:
+                rows = self.batch.expand(f)
+                t.append((f, rows, rows.shape[1] if rows.ndim > 1 else None, f.startswith("opt.")))
+            self._tg = t
+        return t
 
     @property
     def _template_bytes(self) -> dict[str, bytes]:

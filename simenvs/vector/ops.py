@@ -133,15 +133,36 @@ class NormalBuffer:
         rows = np.asarray(rows)
         if rows.size == 0:
             return np.zeros((0, k))
-        if k > self.block:  # larger than a block: straight from the generators
-            self.rewind(rows)
-            return np.stack([self.envs[i].streams.noise.standard_normal(k) for i in rows.tolist()])
+        if 2 * k >= self.block:
+            return self._take_large(rows, k)
         pos = self._pos[rows]
         for i in rows[pos + k > self.block].tolist():
             self._refill(i)
         pos = self._pos[rows]
         out = self._buf[rows[:, None], pos[:, None] + np.arange(k)]
         self._pos[rows] = pos + k
+        return out
+
+    def _take_large(self, rows: np.ndarray, k: int) -> np.ndarray:
+        """Draws of half a block or more (an IMU noise block): what is buffered, then the rest
+        straight from the generator, which leaves the row's buffer empty and its generator
+        right after the values handed out (nothing to rewind). Buffering such draws would
+        cost a block refill and a gather per row for each."""
+        out = np.empty((len(rows), k))
+        blk = self.block
+        for j, i in enumerate(rows.tolist()):
+            gen = self.envs[i].streams.noise
+            p = int(self._pos[i]) if gen is self._gen[i] else blk
+            left = blk - p
+            if left >= k:
+                out[j] = self._buf[i, p : p + k]
+                self._pos[i] = p + k
+                continue
+            if left:
+                out[j, :left] = self._buf[i, p:]
+            out[j, left:] = gen.standard_normal(k - left)
+            self._gen[i] = self._saved[i] = None
+            self._pos[i] = blk
         return out
 
     def _refill(self, i: int) -> None:

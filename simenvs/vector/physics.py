@@ -84,11 +84,12 @@ class SingleBatch:
     def row(self, i: int) -> np.ndarray:
         return self.batch.state[i]
 
-    def load(self, ids: np.ndarray, envs: Sequence[Any], reset: bool, forward: bool = True) -> None:
+    def load(self, ids: np.ndarray, envs: Sequence[Any], reset: bool, forward: bool = True) -> bool:
         """Copy the tasks' MjData state into rows ``ids``; derived fields recomputed (unless
         ``forward`` is False: then they stay stale until the next step, which a batch that
         is not persistent computes from the state rows alone). Without ``reset`` only
-        changed rows are written (and recomputed)."""
+        changed rows are written (and recomputed). Returns whether a forward ran (with
+        ``reset``, the rows' warning counters are zero otherwise)."""
         if self.persistent:
             forward = True  # the sims' own MjData must describe the loaded state
         b = self.batch
@@ -99,7 +100,7 @@ class SingleBatch:
                 b.warning[ids] = 0  # (Batch.reset does both, at ~40 us a call)
         state = b.state
         changed = []
-        buf = np.empty(state.shape[1])
+        buf = None if reset else np.empty(state.shape[1])
         for i in ids.tolist():
             e = envs[i]
             if reset:
@@ -112,6 +113,8 @@ class SingleBatch:
         fwd = ids if reset else np.asarray(changed, dtype=np.int64)
         if fwd.size and forward:
             b.forward(fwd.astype(np.int32))
+            return True
+        return False
 
     def step(self, ids: np.ndarray | None, nstep: int) -> np.ndarray:
         ids32 = None if ids is None else ids.astype(np.int32)
@@ -178,7 +181,7 @@ class LayoutGroups:
     def row(self, i: int) -> np.ndarray:
         return self._batch_of(i).state[i]
 
-    def load(self, ids: np.ndarray, envs: Sequence[Any], reset: bool, forward: bool = True) -> None:
+    def load(self, ids: np.ndarray, envs: Sequence[Any], reset: bool, forward: bool = True) -> bool:
         for key, idx in self._by_group(ids):  # persistent batches: always forward
             b = self._groups[key][0]
             if reset:
@@ -187,6 +190,7 @@ class LayoutGroups:
                 e = envs[i]
                 mujoco.mj_getState(e.model, e.data, b.state[i], _INTEGRATION)
             b.forward(idx.astype(np.int32))
+        return True
 
     def _by_group(self, ids: np.ndarray | None) -> list[tuple[tuple, np.ndarray]]:
         ids = np.arange(self.n) if ids is None else np.asarray(ids)

@@ -40,6 +40,7 @@ _NQ = 18
 REASONS = np.array(["", "diverged", "ground", "out_of_arena", "gate_frame"], dtype=object)
 
 
+_FEW = 6  # at most this many sims to scan for gates: a Python loop (see _scan_few)
 _TWOS: dict[tuple[int, ...], np.ndarray] = {}
 
 
@@ -59,6 +60,16 @@ def _as_index(ids: Sequence[int]) -> slice | np.ndarray:
     if a.size and np.array_equal(a, np.arange(a[0], a[0] + a.size)):
         return slice(int(a[0]), int(a[0]) + a.size)
     return a
+
+
+def _rot_fn():
+    """The robot module's scalar ``quat_to_rot`` (the same arithmetic as ``quats_to_rots`` in
+    Python floats), or None."""
+    try:
+        from simenvs.robots.quadrotor import quat_to_rot
+    except ImportError:  # pragma: no cover - depends on the robot module's version
+        return None
+    return quat_to_rot
 
 
 def _rots_fn():
@@ -162,6 +173,7 @@ class QuadrotorOps(BatchOps):
         self.qpos = b.bind("qpos")
         self.qvel = b.bind("qvel")
         self._quats_to_rots = _rots_fn()
+        self._quat_to_rot = _rot_fn() if self._quats_to_rots is not None else None
         if self._quats_to_rots is None:  # pragma: no cover - older robot module
             self.xmat = b.bind("xmat")
         self.ground_effect = bool(e0.ground_effect)
@@ -187,6 +199,7 @@ class QuadrotorOps(BatchOps):
         self.half_height = 0.5 * q.p.body_height
         self._lo3 = np.array([self.arena_lo[0], self.arena_lo[1], -np.inf])
         self._hi3 = np.array([self.arena_hi[0], self.arena_hi[1], self.arena_hi[2]])
+        self._lo_fly = np.array([self.arena_lo[0], self.arena_lo[1], self.half_height])
         self._flat_ground = type(e0).ground_height is qt.QuadrotorTask.ground_height
         self._all = np.arange(n)
         self._buf: dict[int, np.ndarray] = {}
@@ -239,7 +252,11 @@ class QuadrotorOps(BatchOps):
         ok = self.rot_ok[idx]
         if not ok.all():
             bad = self.rows(idx)[~ok]
-            self.rot[bad] = self.rots(bad)
+            if len(bad) <= _FEW and self._quat_to_rot is not None:  # (sims just reset)
+                q = self.qpos[bad, self.quat_sl].tolist()
+                self.rot[bad] = [self._quat_to_rot(*x) for x in q]
+            else:
+                self.rot[bad] = self.rots(bad)
             self.rot_ok[bad] = True
         return self.rot[idx]
 
@@ -345,6 +362,10 @@ class QuadrotorOps(BatchOps):
 
     def failure(self, idx: Index, p: np.ndarray) -> np.ndarray:
         """QuadrotorTask.quad_failure over sims as codes into ``REASONS`` (0: flying)."""
+        if self._flat_ground:  # one test of the common case: flying, inside, finite
+            ok = (p >= self._lo_fly) & (p <= self._hi3)
+            if ok.all():
+                return np.zeros(len(p), dtype=np.int64)  # (nan fails both comparisons)
         z = p[:, 2]
         if self._flat_ground:
             ground = z < self.half_height
@@ -386,6 +407,7 @@ class DroneRaceOps(QuadrotorOps):
         self.weights = dict(e0.weights)
         self.geo = e0.gate_geo
         self.radius = e0.quad_params.radius
+        self.slab = 0.5 * self.geo.depth + self.radius  # |x| within it: the frame's slab
         self.dt = float(e0.dt)
         self.n_gates = np.zeros(n, dtype=np.int64)
         self.g_pos = np.full((n, g, 3), np.inf)
@@ -410,6 +432,9 @@ class DroneRaceOps(QuadrotorOps):
         self.bound = np.full(n, -np.inf)
         self.vmax = np.zeros(n)
         self._t_idx = np.arange(n) * g  # row offsets into g_pos/normals viewed as (n * G, 3)
+        # rows of the target gate and of the one after it (task_state's) in those views
+        self.r1 = self._t_idx.copy()
+        self.r2 = self._t_idx.copy()
 
     def on_reset(self, ids: Sequence[int]) -> None:
         super().on_reset(ids)
@@ -434,7 +459,17 @@ class DroneRaceOps(QuadrotorOps):
             else:
                 self.vmax[i] = 0.0
             self.bound[i] = -np.inf
+            self._set_rows(i)
         self._any_moving = bool(self.moving.any())
+
+    def _set_rows(self, i: int) -> None:
+        """``r1``/``r2`` of sim i after its target changed (task_state's upcoming gates)."""
+        k, ng = int(self.target[i]), int(self.n_gates[i])
+        k2 = k + 1
+        if k2 >= ng:
+            k2 = 0 if self.closed[i] else ng - 1
+        self.r1[i] = i * self.G + k
+        self.r2[i] = i * self.G + k2
 
     def sync_task(self, i: int) -> None:
         super().sync_task(i)
@@ -467,10 +502,6 @@ class DroneRaceOps(QuadrotorOps):
         self.g_pos[i, :k] = g
         self.mocap_pos[i, self.gate_mocap[:k]] = g
 
-    def _target_rows(self, idx: Index, k: np.ndarray) -> np.ndarray:
-        """Flat row numbers of gate ``k`` of each sim ``idx`` in ``g_pos.reshape(-1, 3)``."""
-        return self._t_idx[idx] + k
-
     def evaluate(self, idx: Index) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         rows = self.rows(idx)
         n = len(rows)
@@ -485,7 +516,7 @@ class DroneRaceOps(QuadrotorOps):
             self._scan(rows, np.flatnonzero(scan), p, prev, t, code, passed)
         w = self.weights
         g_flat = self.g_pos.reshape(-1, 3)
-        e = _pow2(g_flat[self._target_rows(idx, self.target[idx])] - p)
+        e = _pow2(g_flat[self.r1[idx]] - p)
         dist = np.sqrt(e[:, 0] + e[:, 1] + e[:, 2])
         reward = 0.0 + w["progress"] * (self.dist[idx] - dist)
         success = np.zeros(n, dtype=bool)
@@ -499,6 +530,7 @@ class DroneRaceOps(QuadrotorOps):
                     rj += w["lap"]
                     self.lap_time[i] = self.t[i]
                 self.target[i] = (self.target[i] + 1) % self.n_gates[i]
+                self._set_rows(i)
                 tx, ty, tz = (float(v) for v in self.g_pos[i, self.target[i]])
                 x, y, z = (float(v) for v in p[j])
                 dist[j] = math.sqrt((tx - x) ** 2 + (ty - y) ** 2 + (tz - z) ** 2)
@@ -524,11 +556,12 @@ class DroneRaceOps(QuadrotorOps):
         return reward, crashed | success, info
 
     def _needs_scan(self, idx: Index, p: np.ndarray, prev: np.ndarray, t: np.ndarray):
-        """Sims whose gates may be within ``near + step`` of the quad (the task's gate loop
-        would test one). Others are skipped by a bound from their last scan: every gate was
-        at least ``near + bound`` away from ``scan_p`` then; since then the quad moved
-        ``disp`` and the gates at most ``vmax * (t - scan_t)``. Margins of 1e-6 m cover the
-        rounding of this test (the task culls the same way)."""
+        """Sims that may have a gate the task's loop would classify as other than NONE: one
+        within ``near + step`` of the quad whose plane the step crosses or whose slab it ends
+        in. Others are skipped by a bound from their last scan (``_scan``): every gate was
+        then at least ``bound`` away from being so; since then the quad moved ``disp`` and
+        the gates at most ``vmax * (t - scan_t)``. Margins of 1e-6 m cover the rounding of
+        this test."""
         d = p - prev
         step = np.sqrt(np.einsum("ij,ij->i", d, d))
         d = p - self.scan_p[idx]
@@ -540,6 +573,8 @@ class DroneRaceOps(QuadrotorOps):
     def _scan(self, rows, js, p, prev, t, code, passed) -> None:
         """The gate loop of sims ``rows[js]``: candidates by a margin, the task's exact test on
         them (``_near_gates``); records each sim's bound for ``_needs_scan``."""
+        if len(js) <= _FEW:
+            return self._scan_few(rows, js, p, prev, t, code, passed)
         every = len(js) == len(p) and len(rows) == self.n  # all sims (hovering near a gate)
         ii = slice(None) if every else rows[js]
         pj, pv = (p, prev) if every else (p[js], prev[js])
@@ -547,7 +582,15 @@ class DroneRaceOps(QuadrotorOps):
         d2 = np.einsum("ngj,ngj->ng", diff, diff)
         near = self.near[ii]
         self.scan_p[ii], self.scan_t[ii] = pj, (t if every else t[js])
-        self.bound[ii] = np.sqrt(d2.min(axis=1)) - near
+        # a pair is classified only when the quad is near the gate *and* its step crosses the
+        # gate plane or ends in the frame's slab (see _near_gates); the bound is how far the
+        # quad (or the gate) must move before either can change for some gate: the larger of
+        # the distances to the near sphere and to the slab, smallest over gates. Padding
+        # gates give inf - inf * 0 = nan in the plane term, which fmax ignores.
+        x = diff[:, :, 0] * self.cos[ii] + diff[:, :, 1] * self.sin[ii]
+        with np.errstate(invalid="ignore"):
+            slab = np.abs(x) - self.slab
+            self.bound[ii] = np.fmax(np.sqrt(d2) - near[:, None], slab).min(axis=1)
         e = _pow2(pj - pv)  # the task's step length, bit for bit
         lim = near + np.sqrt(e[:, 0] + e[:, 1] + e[:, 2])
         lim2 = lim * lim
@@ -558,6 +601,54 @@ class DroneRaceOps(QuadrotorOps):
             keep = ~(e[:, 0] + e[:, 1] + e[:, 2] > lim2[cj])
             if keep.any():
                 self._near_gates(rows, js[cj[keep]], gs[keep], p, prev, code, passed)
+
+    def _scan_few(self, rows, js, p, prev, t, code, passed) -> None:
+        """``_scan`` for a few sims, in Python floats: the task's own gate loop (its
+        arithmetic, so the same bits), cheaper than ~30 numpy calls on a few rows."""
+        from simenvs.envs.drone_race.gates import HIT, PASS, classify
+
+        geo, r, slab = self.geo, self.radius, self.slab
+        sqrt, inf = math.sqrt, math.inf
+        ii = rows[js]
+        for j, i, (px, py, pz), (ox, oy, oz), tj in zip(
+            js.tolist(), ii.tolist(), p[js].tolist(), prev[js].tolist(), t[js].tolist()
+        ):
+            k = int(self.n_gates[i])
+            gl, pgl = self.g_pos[i, :k].tolist(), self.prev_g[i, :k].tolist()
+            cl, sl = self.cos[i, :k].tolist(), self.sin[i, :k].tolist()
+            near = float(self.near[i])
+            step = sqrt((px - ox) ** 2 + (py - oy) ** 2 + (pz - oz) ** 2)
+            lim = near + step
+            lim2 = lim * lim
+            bound = inf
+            rnd, target = bool(self.round[i]), int(self.target[i])
+            for g in range(k):
+                gx, gy, gz = gl[g]
+                d2 = (px - gx) ** 2 + (py - gy) ** 2 + (pz - gz) ** 2
+                c, sn = cl[g], sl[g]
+                a1, b1 = px - gx, py - gy
+                x1 = a1 * c + b1 * sn
+                b = sqrt(d2) - near
+                b2 = abs(x1) - slab
+                b = b if b > b2 else b2
+                if b < bound:
+                    bound = b
+                if d2 > lim2 or code[j]:  # far, or an earlier gate was hit: task stopped
+                    continue
+                hx, hy, hz = pgl[g]
+                a0, b0 = ox - hx, oy - hy
+                x0 = a0 * c + b0 * sn
+                if (x0 < 0.0) == (x1 < 0.0) and not abs(x1) <= slab:
+                    continue  # neither crosses the plane nor ends in the slab: NONE
+                res = classify((x0, -a0 * sn + b0 * c, oz - hz), (x1, -a1 * sn + b1 * c, pz - gz),
+                               rnd, geo, r)  # fmt: skip
+                if res == HIT:
+                    code[j] = 4  # "gate_frame"
+                elif res == PASS and g == target:
+                    passed[j] = True
+            self.scan_p[i] = (px, py, pz)
+            self.scan_t[i] = tj
+            self.bound[i] = bound
 
     def _near_gates(self, rows, js, gs, p, prev, code, passed) -> None:
         """The task's per-gate loop for the near (sim, gate) pairs ``(js, gs)``.
@@ -595,14 +686,8 @@ class DroneRaceOps(QuadrotorOps):
 
     def task_state(self, idx: Index, out: np.ndarray) -> None:
         p = self.qpos[idx, self.pos_sl]
-        k = self.target[idx]
-        k2 = k + 1
-        ng = self.n_gates[idx]
-        wrap = k2 >= ng
-        if wrap.any():
-            k2 = np.where(wrap, np.where(self.closed[idx], 0, ng - 1), k2)
         g_flat, n_flat = self.g_pos.reshape(-1, 3), self.normals.reshape(-1, 3)
-        r1, r2 = self._target_rows(idx, k), self._target_rows(idx, k2)
+        r1, r2 = self.r1[idx], self.r2[idx]
         out[:, 0:3] = g_flat[r1] - p
         out[:, 3:6] = n_flat[r1]
         out[:, 6:9] = g_flat[r2] - p
