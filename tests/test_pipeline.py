@@ -14,14 +14,17 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from rich.console import Console
 
 from simenvs.pipeline import (
     BUDGETS,
     DEFAULT_ENV_ID,
+    RECIPES,
     STAGE_NAMES,
     STATE_FILE,
+    Context,
     PipelineError,
     add_pipeline_arguments,
     run_pipeline,
@@ -215,3 +218,40 @@ def test_until_stops_after_a_stage_and_overrides_reach_the_budget(tmp_path: Path
     assert values["real_eval"] == 3 and values["bc"]["epochs"] == 1
     assert values["bc"]["episodes"] == BUDGETS["smoke"]["bc"]["episodes"]  # nested: merged
     assert data["config"]["overrides"] == overrides
+
+
+def _drift(real, steps: int = 48) -> np.ndarray:
+    """Horizontal displacement (m) after ``steps`` hover commands in the reality's world."""
+    from simenvs.simopt.env_params import expand_params
+
+    env = real.env
+    opts = {"params": expand_params(real.truth, env=env)} if real.truth else None
+    env.reset(seed=3, options=opts)
+    base = env.unwrapped
+    p0 = base.quad.v_pos.copy()
+    for _ in range(steps):
+        env.step(base.hover_action())
+    return (base.quad.v_pos - p0)[:2]
+
+
+def test_recipe_truth_is_the_hidden_world_of_proxy_hidden(tmp_path: Path) -> None:
+    env_id = "simenvs/RooftopLanding-v0"
+    recipe = RECIPES[env_id]
+    assert set(recipe.params) <= set(recipe.truth)  # the oracle needs every adapted param
+
+    def ctx(real: str) -> Context:
+        return Context(env_id, tmp_path, "smoke", BUDGETS["smoke"], recipe, real, 0, True,
+                       None, log=lambda s: None)  # fmt: skip
+
+    hidden, latency = ctx("proxy:hidden"), ctx("proxy:latency")
+    try:
+        real = hidden.reality()
+        assert sim_truth(real, recipe.params) == recipe.truth
+        wind = _drift(real)  # the hidden steady wind (+3, -3) m/s carries the hovering quad
+        calm = _drift(latency.reality())  # no hidden part: nominal world, no truth, no wind
+        assert latency.reality().truth is None
+        assert wind[0] > 0.1 and wind[1] < -0.1, wind
+        assert np.all(np.abs(calm) < 0.02), calm
+    finally:
+        hidden.close()
+        latency.close()

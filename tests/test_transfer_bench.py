@@ -84,3 +84,23 @@ def test_merge_replaces_rows_per_task_and_drops_retired_names(tmp_path: Path) ->
         ("b", "policy_broad", 1),
     ]
     assert d["budgets"] == {"full": {"x": 1}, "quick": {"x": 0}}
+
+
+def test_task_overrides_reach_the_full_pipeline_run_only(monkeypatch, tmp_path: Path) -> None:
+    import simenvs.pipeline as pipeline
+
+    seen: dict = {}
+
+    def fake(env_id, root, budget, **kw):
+        seen[(env_id, Path(root).name)] = kw["overrides"]
+        return {}
+
+    monkeypatch.setattr(pipeline, "run_pipeline", fake)
+    for name in ("RooftopLanding", "DroneRace"):
+        for mode in ("full", "quick"):
+            transfer.run_policies(name, mode, tmp_path)
+    land = "simenvs/RooftopLanding-v0"
+    assert seen[(land, "RooftopLanding_pipeline_full")] == {"real_eval": 80}
+    assert seen[(land, "RooftopLanding_pipeline_quick")]["real_eval"] == 20
+    # DroneRace keeps the settings of its recorded run (a resumed run must match them)
+    assert seen[("simenvs/DroneRace-v0", "DroneRace_pipeline_full")] == {}
