@@ -6,11 +6,17 @@ Prints and writes benchmarks/results/core.json:
   with 10 textured geoms, excluding scene generation (the task's layout);
 - ms to regenerate and upload all 10 textures (done lazily, before the first render);
 - CPU time of a 64x64 frame in an offscreen buffer of its own size (what ``SceneRenderer``
-  does) over one of offwidth x offheight (256x256), interleaved, median of rounds.
+  does) over one of offwidth x offheight (256x256), interleaved, median of rounds;
+- CPU time of a DroneRace 64x64 observation frame with llvmpipe rasterizing in the calling
+  thread (``LP_NUM_THREADS=0``, what ``simenvs.core.rendering`` sets) over its default worker
+  threads, in alternating fresh processes (the setting is read once per process).
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -41,6 +47,37 @@ def buffer_size_ratio(env, rounds: int = 10, frames: int = 100) -> float:
     return float(np.median(times["exact"]) / np.median(times["full"]))
 
 
+_FRAME_CPU = """
+import time, gymnasium as gym, simenvs
+env = gym.make("simenvs/DroneRace-v0", obs_mode="rgb", randomization="default")
+env.reset(seed=0)
+u = env.unwrapped
+h, w = u.image_size
+for _ in range(50):
+    u.render_camera_image(u.obs_camera, w, h)
+t0 = time.process_time()
+for _ in range(1000):
+    u.render_camera_image(u.obs_camera, w, h)
+print((time.process_time() - t0) / 1000)
+"""
+
+
+def lp_threads_ratio(rounds: int = 6) -> float:
+    """CPU time per DroneRace 64x64 frame, LP_NUM_THREADS=0 / llvmpipe's default (one worker
+    per core); < 1: rasterizing in the calling thread is cheaper."""
+    times: dict[str, list[float]] = {"0": [], str(os.cpu_count() or 1): []}
+    for i in range(rounds):
+        for n in list(times) if i % 2 else list(times)[::-1]:
+            out = subprocess.run(
+                [sys.executable, "-c", _FRAME_CPU],
+                env={**os.environ, "LP_NUM_THREADS": n},
+                capture_output=True, text=True, check=True,
+            )  # fmt: skip
+            times[n].append(float(out.stdout.split()[-1]))
+    zero, default = (float(np.median(v)) for v in times.values())
+    return zero / default
+
+
 def main() -> None:
     env = ToyPushEnv(obs_mode="state", n_textures=10, width=128, height=128)
     env.reset(seed=0)
@@ -54,6 +91,9 @@ def main() -> None:
     ratio = buffer_size_ratio(env)
     results["render_64_exact_over_256_buffer_cpu"] = ratio
     print(f"64x64 frame, exact-size buffer / 256x256 buffer (CPU time): {ratio:.3f}")
+    lp = lp_threads_ratio()
+    results["render_64_lp_threads_0_over_default_cpu"] = lp
+    print(f"DroneRace 64x64 frame, LP_NUM_THREADS=0 / default threads (CPU time): {lp:.3f}")
 
     # reset split: total, the layout part (task.reset_task + mj_forward) measured separately
     streams_sample, apply_ms = [], []

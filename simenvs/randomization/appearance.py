@@ -26,6 +26,7 @@ _SHAPE_TYPES = {
     "cylinder": mujoco.mjtGeom.mjGEOM_CYLINDER,
     "ellipsoid": mujoco.mjtGeom.mjGEOM_ELLIPSOID,
 }
+_HIDDEN_GROUP = mujoco.mjNGROUP - 1  # not drawn by default (MjvOption shows groups 0-2)
 
 
 def _names(model: mujoco.MjModel, objtype: mujoco.mjtObj, n: int) -> list[str]:
@@ -205,8 +206,10 @@ class Distractors:
             self.center, self.half = region[:3].copy(), np.maximum(region[3:].copy(), 1e-6)
         else:
             self.center, self.half = np.zeros(3), np.ones(3)
+        self.group = model.geom_group[self.geoms].copy()  # the groups they are drawn in
         self.pos = np.zeros((len(self.bodies), 3))
         self.vel = np.zeros((len(self.bodies), 3))
+        self.lo, self.hi = self.center - self.half, self.center + self.half
         self.count = 0
 
     def __len__(self) -> int:
@@ -238,22 +241,26 @@ class Distractors:
             model.geom_type[g] = _SHAPE_TYPES[params.get(f"{p}.shape", "box")]
             model.geom_size[g] = params.get(f"{p}.size", np.full(3, 0.05))
             model.geom_rgba[g, 3] = 1.0 if i < self.count else 0.0
+            # hidden ones also leave the drawn groups: no draw call (on llvmpipe every geom in
+            # the scene costs, transparent or far away) and nothing for culling to test
+            model.geom_group[g] = self.group[i] if i < self.count else _HIDDEN_GROUP
             self.pos[i] = self.center + self.half * np.asarray(params.get(f"{p}.pos", np.zeros(3)))
             self.vel[i] = params.get(f"{p}.vel", np.zeros(3))
         self._write(data)
 
     def advance(self, data: mujoco.MjData, dt: float) -> None:
-        """Move visible distractors, bouncing off the region's walls."""
-        if self.count == 0:
-            return
+        """Move visible distractors, bouncing off the region's walls (hidden ones stay parked
+        where ``apply`` put them). Few numpy calls: this runs every rendered frame."""
         k = self.count
+        if k == 0:
+            return
         pos, vel = self.pos[:k], self.vel[:k]
         pos += vel * dt
-        lo, hi = self.center - self.half, self.center + self.half
-        out = (pos < lo) | (pos > hi)
-        vel[out] *= -1.0
-        np.clip(pos, lo, hi, out=pos)
-        self._write(data)
+        out = (pos < self.lo) | (pos > self.hi)
+        if out.any():
+            vel[out] *= -1.0
+            np.clip(pos, self.lo, self.hi, out=pos)
+        data.mocap_pos[self.mocap[:k]] = pos
 
     def _write(self, data: mujoco.MjData) -> None:
         if len(self.mocap):
