@@ -6,6 +6,7 @@ import math
 from collections import Counter
 from dataclasses import replace
 
+import cv2
 import mujoco
 import numpy as np
 import pytest
@@ -131,6 +132,111 @@ def test_small_roof_has_no_site():
     smap = compute_safe_map(flat_city([(0, 0, 1.8, 1.8, 9.0)]), CFG)  # 3.2 m^2
     assert not smap.sites and not smap.safe.any()
     assert smap.free.any()  # flat and clear, just too small
+
+
+# the straightforward forms of what compute_safe_map / Roof.surface compute faster: the fast
+# paths must give the same bits (pinned rollouts depend on them)
+
+
+def _reference_surface(roof, x, y):
+    x, y = np.broadcast_arrays(np.asarray(x, float), np.asarray(y, float))
+    x0, y0, x1, y1 = roof.rect
+    t = math.tan(math.radians(roof.slope_deg))
+    dist = np.stack([x - x0, y - y0, x1 - x, y1 - y])
+    if roof.kind == "shed":
+        return roof.z + t * dist[roof.axis], np.zeros(x.shape, np.int32)
+    if roof.kind == "gable":
+        sides = dist[[1, 3]] if roof.axis == 0 else dist[[0, 2]]
+        k = np.argmin(sides, axis=0)
+        face = np.where(k == 0, 1, 3) if roof.axis == 0 else np.where(k == 0, 0, 2)
+        return roof.z + t * sides.min(0), face.astype(np.int32)
+    return roof.z + t * dist.min(0), np.argmin(dist, axis=0).astype(np.int32)
+
+
+def _reference_obstacles(city, smap):
+    """Per-part rasterization: height (roof surface raised by every part over a cell) and
+    the obstacle cells."""
+    res, (x0, y0) = smap.resolution, smap.origin
+    h, w = smap.shape
+    xs = (x0 + (np.arange(w) + 0.5) * res).astype(np.float32)
+    ys = (y0 + (np.arange(h) + 0.5) * res).astype(np.float32)
+    height, blocked = smap.surface.copy(), smap.tilt_deg > smap.config.max_tilt_deg
+    for p, lo, hi in zip(city.prims, city.arrays["lo"], city.arrays["hi"]):
+        if p.role not in ("clutter", "parapet"):
+            continue
+        c0, c1 = (int(np.clip(f((v - x0) / res + e), 0, w)) for f, v, e in
+                  ((np.floor, lo[0], 1e-9), (np.ceil, hi[0], -1e-9)))  # fmt: skip
+        r0, r1 = (int(np.clip(f((v - y0) / res + e), 0, h)) for f, v, e in
+                  ((np.floor, lo[1], 1e-9), (np.ceil, hi[1], -1e-9)))  # fmt: skip
+        sy, sx = slice(r0, r1), slice(c0, c1)
+        hv = height[sy, sx]
+        if p.shape == "cylinder":
+            dx = np.maximum(np.abs(xs[sx] - np.float64(p.pos[0])) - res / 2, 0.0)
+            dy = np.maximum(np.abs(ys[sy] - np.float64(p.pos[1])) - res / 2, 0.0)
+            cover = dx[None, :] ** 2 + dy[:, None] ** 2 < np.float64(p.size[0]) ** 2
+            blocked[sy, sx] |= cover
+            hv[cover] = np.maximum(hv[cover], float(hi[2]))
+        else:
+            blocked[sy, sx] = True
+            np.maximum(hv, float(hi[2]), out=hv)
+    return height, blocked
+
+
+def _reference_sites(smap):
+    """Label every landable region, keep those with a clear circle of site_radius, site at
+    the middle of the plateau of maxima (ties: label order)."""
+    cfg, res = smap.config, smap.resolution
+    landable = smap.clearance >= cfg.landable_radius - 1e-6
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(landable.view(np.uint8), connectivity=4)
+    r_min = max(cfg.site_radius - cfg.landable_radius - 2 * res, 0.0) / res
+    safe, found = np.zeros(landable.shape, bool), []
+    for k in range(1, n):
+        c0, r0, bw, bh, area = stats[k].tolist()
+        if area < math.pi * r_min * r_min:
+            continue
+        box = (slice(r0, r0 + bh), slice(c0, c0 + bw))
+        cl = np.where(labels[box] == k, smap.clearance[box], -1.0)
+        md = float(cl.max())
+        if md < cfg.site_radius - 1e-6:
+            continue
+        safe |= labels == k
+        rr, cc = np.nonzero(cl >= md - res / 2)
+        j = int(np.argmin((rr - rr.mean()) ** 2 + (cc - cc.mean()) ** 2))
+        found.append((md, r0 + int(rr[j]), c0 + int(cc[j]), area * res * res))
+    found.sort(key=lambda t: -t[0])
+    return safe, [(float(smap.clearance[r, c]), r, c, a) for _, r, c, a in found]
+
+
+@pytest.mark.parametrize(
+    "config", [CFG, SafeMapConfig(resolution=0.2, min_area=0.5), SafeMapConfig(clearance=0.0)]
+)
+def test_safe_map_fast_paths_match_the_reference(config):
+    n_sites = 0
+    for seed, density in zip(range(6), (0.0, 0.4, 1.0, 0.7, 0.2, 1.0)):
+        city = generate_city(seed, clutter_density=density)
+        smap = compute_safe_map(city, config)
+        height, blocked = _reference_obstacles(city, smap)
+        assert height.tobytes() == smap.height.tobytes(), seed
+        assert np.array_equal(blocked, smap.obstacle), seed
+        safe, found = _reference_sites(smap)
+        assert np.array_equal(safe, smap.safe), seed
+        res, (x0, y0) = smap.resolution, smap.origin
+        got = [(s.radius, round((s.y - y0) / res - 0.5), round((s.x - x0) / res - 0.5), s.area)
+               for s in smap.sites]  # fmt: skip
+        assert got == found[: config.max_sites], seed
+        n_sites += len(got)
+        for roof in city.roofs:
+            x0_, y0_, x1_, y1_ = roof.rect
+            gx = np.linspace(x0_, x1_, 37, dtype=np.float32)[None, :]
+            gy = np.linspace(y0_, y1_, 29, dtype=np.float32)[:, None]
+            pts = np.random.default_rng(seed).uniform(roof.rect[:2], roof.rect[2:], (50, 2))
+            for args in ((gx, gy), (pts[:, 0], pts[:, 1])):
+                z, f = roof.surface(*args)
+                if roof.sloped:
+                    z_ref, f_ref = _reference_surface(roof, *args)
+                    assert z.tobytes() == z_ref.tobytes() and np.array_equal(f, f_ref), roof
+                    assert z.shape == z_ref.shape and f.dtype == f_ref.dtype
+    assert n_sites > 10  # the comparison saw real sites
 
 
 def test_generate_landable_city_clears_clutter_until_a_site_exists():

@@ -154,25 +154,40 @@ class Roof:
         return t * min(w, d) / 2.0  # hip
 
     def surface(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Roof height and face index (0..3) at points inside ``rect`` (vectorized)."""
-        x, y = np.broadcast_arrays(np.asarray(x, float), np.asarray(y, float))
+        """Roof height and face index (0..3) at points inside ``rect`` (vectorized).
+
+        The edge distances are taken on the inputs as given and only the results are
+        broadcast, so a grid passed as a row and a column costs two vectors, not four grids.
+        """
+        x, y = np.asarray(x, float), np.asarray(y, float)
+        shape = np.broadcast_shapes(x.shape, y.shape)
         if not self.sloped:
-            return np.full(x.shape, self.z), np.zeros(x.shape, np.int32)
+            return np.full(shape, self.z), np.zeros(shape, np.int32)
         x0, y0, x1, y1 = self.rect
         t = math.tan(math.radians(self.slope_deg))
         if self.kind == "shed":
-            u = [x - x0, y - y0, x1 - x, y1 - y][self.axis]
-            return self.z + t * u, np.zeros(x.shape, np.int32)
-        # distance to each edge: -x, -y, +x, +y sides
-        dist = np.stack([x - x0, y - y0, x1 - x, y1 - y])
+            u = self._shed_u(x, y)
+            return np.broadcast_to(self.z + t * u, shape).copy(), np.zeros(shape, np.int32)
         if self.kind == "gable":
             # ridge along x: faces rise from the -y and +y edges; along y: from -x and +x
-            sides = dist[[1, 3]] if self.axis == 0 else dist[[0, 2]]
-            k = np.argmin(sides, axis=0)
-            face = np.where(k == 0, 1, 3) if self.axis == 0 else np.where(k == 0, 0, 2)
-            return self.z + t * sides.min(0), face.astype(np.int32)
-        k = np.argmin(dist, axis=0)
-        return self.z + t * dist.min(0), k.astype(np.int32)
+            lo, hi, f_lo, f_hi = (
+                (y - y0, y1 - y, 1, 3) if self.axis == 0 else (x - x0, x1 - x, 0, 2)
+            )
+            m = np.minimum(lo, hi)  # argmin picks the first side on ties: lo
+            face = np.where(lo <= hi, f_lo, f_hi).astype(np.int32)
+            z = self.z + t * m
+            return np.broadcast_to(z, shape).copy(), np.broadcast_to(face, shape).copy()
+        # hip: nearest edge of -x, -y, +x, +y (the first one on ties, as argmin)
+        d0, d1, d2, d3 = x - x0, y - y0, x1 - x, y1 - y
+        m = np.broadcast_to(np.minimum(np.minimum(d0, d2), np.minimum(d1, d3)), shape)
+        face = np.where(d0 == m, 0, np.where(d1 == m, 1, np.where(d2 == m, 2, 3)))
+        return self.z + t * m, face.astype(np.int32)
+
+    def _shed_u(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Horizontal distance from a shed roof's low edge."""
+        x0, y0, x1, y1 = self.rect
+        a = self.axis
+        return x - x0 if a == 0 else y - y0 if a == 1 else x1 - x if a == 2 else y1 - y
 
 
 @dataclass(frozen=True)
@@ -258,9 +273,14 @@ class CityParams:
     def __post_init__(self) -> None:
         if not 0.0 <= self.clutter_density <= 1.0:
             raise ValueError(f"clutter_density must be in [0, 1], got {self.clutter_density!r}")
-        if len(self.roof_probs) != len(ROOF_KINDS) or min(self.roof_probs) < 0:
+        if (
+            len(self.roof_probs) != len(ROOF_KINDS)
+            or min(self.roof_probs) < 0
+            or not sum(self.roof_probs) > 0
+        ):
             raise ValueError(
-                f"roof_probs needs {len(ROOF_KINDS)} non-negative weights for {ROOF_KINDS}, "
+                f"roof_probs needs {len(ROOF_KINDS)} non-negative weights (not all 0) for "
+                f"{ROOF_KINDS}, "
                 f"got {self.roof_probs!r}"
             )
         if self.min_lot <= 2.0 or self.max_lot < 2 * self.min_lot:
@@ -434,6 +454,18 @@ _BUILDERS = {
     "antenna": _g_antenna,
 }
 _GROUP_WEIGHTS = np.array([0.25, 0.2, 0.15, 0.15, 0.1, 0.15])
+_GROUP_P = _GROUP_WEIGHTS / _GROUP_WEIGHTS.sum()
+
+
+def _choice(rng: np.random.Generator, p: np.ndarray, n: int) -> np.ndarray:
+    """``rng.choice(len(p), size=n, p=p)`` without its per-call argument checks (40 us, the
+    generator's largest single cost): numpy's own algorithm, the normalized CDF searched with
+    ``n`` uniforms, so the same draws and results (``p`` is valid by construction here)."""
+    cdf = p.cumsum()
+    cdf /= cdf[-1]
+    return cdf.searchsorted(rng.random(n), side="right")
+
+
 _ZQ = _axis_quat(2, math.pi / 2)
 
 
@@ -519,7 +551,7 @@ def _place_clutter(roof: Roof, rng: np.random.Generator, p: CityParams, gid0: in
     if roof.area >= 30.0 and rng.random() < p.stair_prob * dens:
         groups.append(_g_stair(rng))
     n = int(rng.poisson(dens * roof.area / p.group_area)) if dens > 0 else 0
-    kinds = rng.choice(len(_GROUPS), size=n, p=_GROUP_WEIGHTS / _GROUP_WEIGHTS.sum())
+    kinds = _choice(rng, _GROUP_P, n)
     groups += [_BUILDERS[_GROUPS[k]](rng) for k in kinds]
     gid = gid0
     for g in groups:
@@ -615,9 +647,7 @@ def generate_city(seed_or_rng: int | np.random.Generator, params: CityParams | N
     lots: list = []
     _split_lots(bounds, rng, p, lots)
 
-    kinds = list(
-        rng.choice(len(ROOF_KINDS), size=len(lots), p=np.divide(p.roof_probs, sum(p.roof_probs)))
-    )
+    kinds = list(_choice(rng, np.divide(p.roof_probs, sum(p.roof_probs)), len(lots)))
     # at least one flat roof, and at most max_sloped sloped ones (pool size)
     areas = [(r[2] - r[0]) * (r[3] - r[1]) for r in lots]
     if all(ROOF_KINDS[k] in ("shed", "gable", "hip") for k in kinds):

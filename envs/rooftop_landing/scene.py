@@ -357,15 +357,16 @@ class CityPool:
         city seed) or the colour of its clutter kind."""
         vr = np.random.default_rng(city.seed + 7)
         n_bld = 1 + max([r.building for r in city.roofs], default=0)
-        fac = np.where(vr.random(n_bld) < 0.5, "facade_a", "facade_b")
-        roof = np.where(vr.random(n_bld) < 0.5, "roof_a", "roof_b")
+        fac = ["facade_a" if u < 0.5 else "facade_b" for u in vr.random(n_bld).tolist()]
+        roof = ["roof_a" if u < 0.5 else "roof_b" for u in vr.random(n_bld).tolist()]
         bld_of_prim = self._building_of_prims(city)
+        roofs = city.roofs
         out = []
         for i, p in enumerate(city.prims):
             if p.role == "building":
-                out.append(str(fac[bld_of_prim[i]]))
+                out.append(fac[bld_of_prim[i]])
             elif p.role == "slab":
-                out.append(str(roof[city.roofs[p.roof].building]))
+                out.append(roof[roofs[p.roof].building])
             else:
                 out.append(_KIND_COLOR.get(p.kind, p.kind))
         return out
