@@ -28,14 +28,22 @@ Per task (DroneRace, RooftopLanding, Grasp) it writes rows of ``results/transfer
    track against ``proxy:pybullet`` (the task on the second engine with hidden airframe
    offsets: slower motors, weaker thrust, more drag); RooftopLanding lands on empty roofs
    against ``proxy:hidden`` with a steady 3 m/s-per-axis wind (the recipe's ``truth``; the
-   PyBullet airframe did not hurt landing, see ``simenvs.pipeline.RECIPES``) and is evaluated
-   on 80 episodes (``policy_overrides``); Grasp against ``proxy:hidden`` (actuator gain and
-   object mass just outside the training prior, ``edge_truth``). The oracle's "true values"
-   are the reality's truth in the simulator's parameters (``simenvs.pipeline.sim_truth``: for
-   PyBullet the effective thrust_scale and drag of a MuJoCo quad with nominal mass and kf).
+   PyBullet airframe did not hurt landing, see ``simenvs.pipeline.RECIPES``), with the
+   recipe's doubled fine-tune (``ft_scale``: 8 expert episodes + 8 DAgger rounds for each of
+   the three fine-tunes; the policy comparison row records it as ``finetune_budget`` with each
+   fine-tune's DAgger rounds) and is evaluated on 80 episodes (``policy_overrides``); Grasp
+   against ``proxy:hidden`` (actuator gain and object mass just outside the training prior,
+   ``edge_truth``). The oracle's "true values" are the reality's truth in the simulator's
+   parameters (``simenvs.pipeline.sim_truth``: for PyBullet the effective thrust_scale and
+   drag of a MuJoCo quad with nominal mass and kf). After a recipe or budget change,
+   ``--rerun-from finetune`` on a copy of a finished ``--work`` folder redoes only the
+   fine-tunes (the oracle's stage 1 and unchanged policies' evaluations are kept).
 3. ``engines`` (drone tasks, #8): the scripted expert and the MuJoCo-trained policy before
    (stage 1) and after SimOpt against PyBullet rollouts (the pipeline's fine-tune) in MuJoCo
-   (nominal dynamics) and in PyBullet (``proxy:pybullet``), same seeds; SimOpt of the MuJoCo
+   (nominal dynamics) and in PyBullet (``proxy:pybullet``), same seeds; the policy rows need
+   a policy-part run against ``proxy:pybullet`` (DroneRace's recipe) and name it
+   (``pipeline_run``, ``pipeline_reality``): RooftopLanding's rows come from an earlier run
+   against PyBullet, not from the proxy:hidden run of its policy_* rows; SimOpt of the MuJoCo
    sim from expert rollouts in PyBullet (errors against the *effective* truth: MuJoCo keeps
    nominal mass and kf, so thrust_scale absorbs kf and mass, and drag is per unit of nominal
    mass); env steps/s of both engines.
@@ -283,9 +291,12 @@ _TAGS = {  # pipeline eval_real tag -> (row method, description)
 }
 
 
-def run_policies(name: str, mode: str, work: Path, seed: int = 0) -> dict[str, Any]:
+def run_policies(
+    name: str, mode: str, work: Path, seed: int = 0, rerun_from: str | None = None
+) -> dict[str, Any]:
     """The pipeline (train, collect, SimOpt, fine-tunes, control, oracle, evaluation) for one
-    task; resumes a run left in ``work``. Returns its ``pipeline.json`` contents."""
+    task; resumes a run left in ``work`` (``rerun_from``: redo that stage and the later ones
+    with the current recipe/budget values). Returns its ``pipeline.json`` contents."""
     from simenvs.pipeline import run_pipeline
 
     pb = POLICY_BUDGETS[mode]
@@ -295,9 +306,73 @@ def run_policies(name: str, mode: str, work: Path, seed: int = 0) -> dict[str, A
     root = work / f"{name}_pipeline_{mode}"
     data = run_pipeline(
         TASKS[name]["env_id"], root, pb["budget"], seed=seed, oracle=True, until="eval_real",
-        overrides=overrides,
+        overrides=overrides, rerun_from=rerun_from,
     )  # fmt: skip
     return {**data, "_root": str(root)}
+
+
+def run_ft_seed_replicates(
+    name: str, mode: str, work: Path, seeds: list[int], main: dict[str, Any], seed: int = 0
+) -> list[dict[str, Any]]:
+    """The three fine-tunes again with other DAgger episode seeds (``ft_bc.seed``), each on a
+    copy of the finished main run ``main`` (``run_policies``): same stage 1, SimOpt, budget,
+    oracle stage 1 and evaluation episodes, so the spread measures the fine-tunes alone.
+    Copies live next to it as ``..._ftseedS`` and resume when rerun."""
+    from simenvs.pipeline import STATE_FILE, run_pipeline
+
+    main_root = Path(main["_root"])
+    base = dict(main["config"].get("overrides") or {})
+    out = []
+    for s in seeds:
+        root = main_root.parent / f"{main_root.name}_ftseed{s}"
+        overrides = {**base, "ft_bc": {**base.get("ft_bc", {}), "seed": int(s)}}
+        rerun = None
+        if not (root / STATE_FILE).exists():
+            shutil.copytree(main_root, root)
+            state = json.loads((root / STATE_FILE).read_text())
+            state["config"]["overrides"] = overrides  # the copy's only other setting
+            (root / STATE_FILE).write_text(json.dumps(state, indent=1))
+            rerun = "finetune"
+        data = run_pipeline(
+            main["config"]["env_id"], root, main["config"]["budget"], seed=seed, oracle=True,
+            until="eval_real", overrides=overrides, rerun_from=rerun,
+        )  # fmt: skip
+        out.append({**data, "_root": str(root), "_ft_seed": int(s)})
+    return out
+
+
+def ft_seed_row(main: dict[str, Any], replicates: list[dict[str, Any]]) -> dict[str, Any]:
+    """Broad / SimOpt / oracle success per fine-tune seed (the main run's and each
+    replicate's), their means and how often the #7 target holds."""
+    from simenvs.agents.pretrain import PretrainConfig
+
+    ft_bc = (main["config"].get("overrides") or {}).get("ft_bc", {})
+    runs = [(int(ft_bc.get("seed", PretrainConfig.seed)), main)]
+    runs += [(r["_ft_seed"], r) for r in replicates]
+    per = []
+    for s, d in runs:
+        ev = d["stages"]["eval_real"]["result"]
+        r = {t: ev[k]["success_rate"] for t, k in (("broad", "control"), ("simopt", "after"),
+                                                   ("oracle", "oracle"))}  # fmt: skip
+        r["simopt_ge_broad"] = bool(r["simopt"] >= r["broad"])
+        r["target_met"] = bool(r["simopt_ge_broad"] and r["oracle"] - r["simopt"] <= 0.10 + 1e-9)
+        ci = {t: ev[k]["ci95"] for t, k in (("broad", "control"), ("simopt", "after"),
+                                             ("oracle", "oracle"))}  # fmt: skip
+        per.append({"ft_seed": s, **r, "ci95": ci, "episodes": ev["after"]["episodes"],
+                    "run": str(d.get("_root"))})  # fmt: skip
+    mean = {t: float(np.mean([p[t] for p in per])) for t in ("broad", "simopt", "oracle")}
+    cfg = main["config"]
+    return {
+        "env_id": cfg["env_id"], "method": "policy_comparison_ft_seeds",
+        "reality": main["stages"]["eval_real"]["result"]["reality"],
+        "description": "the three fine-tunes repeated with other DAgger episode seeds on the "
+                       "same stage 1, SimOpt result, oracle stage 1 and evaluation episodes",
+        "per_seed": per, "mean": mean,
+        "simopt_ge_broad_runs": sum(p["simopt_ge_broad"] for p in per),
+        "target_met_runs": sum(p["target_met"] for p in per), "runs": len(per),
+        "target_met_on_means": bool(mean["simopt"] >= mean["broad"]
+                                    and mean["oracle"] - mean["simopt"] <= 0.10 + 1e-9),
+    }  # fmt: skip
 
 
 def policy_rows(name: str, data: dict[str, Any]) -> list[dict[str, Any]]:
@@ -333,6 +408,27 @@ def policy_rows(name: str, data: dict[str, Any]) -> list[dict[str, Any]]:
                           if k in secs},
         "wall_seconds": round(sum(secs.values()), 1),
     }  # fmt: skip
+    # The fine-tune every policy but stage 1 got (one budget for all three) and how its DAgger
+    # rounds went in each distribution (success of the policy's own rollouts per round).
+    bv, rec = cfg.get("budget_values") or {}, cfg["recipe"]
+    if bv:
+        summary["finetune_budget"] = {
+            "ft_bc": bv.get("ft_bc"), "ft_rl_steps": bv.get("ft_rl_steps"),
+            "ft_scale": rec.get("ft_scale", 1), "bc_scale": rec.get("bc_scale", 1),
+        }  # fmt: skip
+    summary["finetune_dagger_success"] = {
+        t: st[k].get("dagger_success") for t, k in (("broad", "control"), ("simopt", "finetune"),
+                                                    ("oracle", "oracle"))
+        if st.get(k, {}).get("dagger_success") is not None
+    }  # fmt: skip
+    if st.get("oracle", {}).get("stage1_reused"):
+        # its stage 1 finished in an earlier session: not in train_/wall_seconds
+        summary["oracle_stage1_reused"] = True
+    if data.get("reruns"):
+        summary["reruns"] = [{k: r.get(k) for k in ("time", "from", "changed")}
+                             for r in data["reruns"]]  # fmt: skip
+        if ev.get("reused"):
+            summary["evaluations_reused"] = ev["reused"]
     if None not in (summary["broad"], summary["simopt"], summary["oracle"]):
         summary["simopt_ge_broad"] = bool(summary["simopt"] >= summary["broad"])
         summary["simopt_within_10pt_of_oracle"] = bool(
@@ -393,20 +489,30 @@ def engines(name: str, task: dict[str, Any], b: dict[str, Any], work: Path,
         runs = {"before": ("train", "MuJoCo-trained policy (stage 1, training prior)"),
                 "after": ("finetune/adapted", "stage 1 fine-tuned on the distribution SimOpt "
                                               "adapted to PyBullet rollouts")}  # fmt: skip
-        same = "the same evaluation as the policy_* row (pipeline eval_real)"
+        # Which pipeline run the policies come from: the policy_* rows of the same task are
+        # the same evaluation only when the policy part ran against proxy:pybullet too.
+        src = {"pipeline_run": str(root), "pipeline_reality": data["config"]["real"],
+               "pipeline_created": data.get("created")}  # fmt: skip
+        same = (f"the pipeline eval_real of {root} against {data['config']['real']} (the same "
+                "evaluation as this task's policy_* rows, from the same run)")  # fmt: skip
         for tag, (sub, desc) in runs.items():
             t0 = time.perf_counter()
             rep = evaluate_success(SB3PolicyFactory(str(root / sub)), mj, ev[tag]["episodes"],
                                    seed=ev["seed"])  # fmt: skip
             rows.append({"env_id": task["env_id"], "method": f"engine_gap_policy_{tag}_in_mujoco",
-                         **rep, "task": kw, "seed": ev["seed"], "description": desc,
+                         **rep, "task": kw, "seed": ev["seed"], "description": desc, **src,
                          "seconds": round(time.perf_counter() - t0, 1)})  # fmt: skip
             rows.append({"env_id": task["env_id"],
                          "method": f"engine_gap_policy_{tag}_in_pybullet", **ev[tag],
-                         "task": kw, "seed": ev["seed"], "description": desc,
+                         "task": kw, "seed": ev["seed"], "description": desc, **src,
                          "note": same})  # fmt: skip
             _log(f"{name} policy {tag}: MuJoCo {rep['successes']}/{rep['episodes']}, "
                  f"PyBullet {ev[tag]['successes']}/{ev[tag]['episodes']}")  # fmt: skip
+    elif data is not None:
+        _log(
+            f"{name}: the policy run is against {data['config']['real']}, not proxy:pybullet: "
+            "no engine_gap_policy_* rows (earlier ones stay, naming their pipeline_run)"
+        )
     pb.close()
     mj.close()
     # SimOpt of the MuJoCo sim against PyBullet rollouts (expert collects)
@@ -487,6 +593,17 @@ def table(rows: list[dict[str, Any]]) -> str:
                 f"{'met' if r.get('target_met') else 'NOT met'}"
                 f"{'' if r.get('informative', True) else ' (not informative: oracle fails)'}"
             )
+        elif r["method"] == "policy_comparison_ft_seeds":
+            per = " ; ".join(
+                f"{p['ft_seed']}: {_pct(p['broad'])}/{_pct(p['simopt'])}/{_pct(p['oracle'])}"
+                for p in r["per_seed"]
+            )
+            m = r["mean"]
+            lines.append(
+                f"{r['env_id']:27s} {r['method']:26s} broad/simopt/oracle per DAgger seed {per}"
+                f" -> mean {_pct(m['broad'])}/{_pct(m['simopt'])}/{_pct(m['oracle'])}, target "
+                f"met in {r['target_met_runs']}/{r['runs']}"
+            )
         elif "mujoco_steps_per_s" in r:
             lines.append(
                 f"{r['env_id']:27s} steps/s MuJoCo {r['mujoco_steps_per_s']:.0f} PyBullet "
@@ -506,6 +623,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--seed", type=int, default=0, help="seed of the policy pipeline runs")
     ap.add_argument("--work", default=None, help="keep run folders here (default: temp)")
+    ap.add_argument(
+        "--rerun-from",
+        default=None,
+        metavar="STAGE",
+        help="policy part: redo this pipeline stage and the later ones of the runs in --work "
+        "with the current recipe/budget values (simenvs.pipeline rerun_from)",
+    )
+    ap.add_argument(
+        "--ft-seeds",
+        default="",
+        metavar="S1,S2",
+        help="policy part: repeat the three fine-tunes with these DAgger episode seeds on "
+        "copies of the finished run (a policy_comparison_ft_seeds row)",
+    )
     ap.add_argument("--out", default=str(RESULTS / "transfer.json"))
     args = ap.parse_args(argv)
     names = [s.strip() for s in args.envs.split(",") if s.strip()]
@@ -532,9 +663,27 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             if "identify" in parts:
                 rows.append(identify(name, task, b, work)[1])
-            data = run_policies(name, mode, work, args.seed) if "policy" in parts else None
+            data = (
+                run_policies(name, mode, work, args.seed, args.rerun_from)
+                if "policy" in parts
+                else None
+            )
             if data is not None:
                 rows += policy_rows(name, data)
+                if args.ft_seeds:
+                    seeds = [int(x) for x in args.ft_seeds.split(",") if x.strip()]
+                    reps = run_ft_seed_replicates(name, mode, work, seeds, data, args.seed)
+                    spread = ft_seed_row(data, reps)
+                    rows.append(spread)
+                    for r in rows:  # one fine-tune seed's verdict is not the whole story
+                        if r["method"] == "policy_comparison":
+                            r["note"] = (
+                                f"one fine-tune seed; over {spread['runs']} fine-tune seeds "
+                                f"the target held in {spread['target_met_runs']} (means: "
+                                + ", ".join(f"{k} {100 * v:.0f} %"
+                                            for k, v in spread["mean"].items())
+                                + "), see policy_comparison_ft_seeds"
+                            )  # fmt: skip
             if "engines" in parts and task["pybullet"]:
                 rows += engines(name, task, b, work, data)
             for r in rows:

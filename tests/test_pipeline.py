@@ -194,6 +194,10 @@ def test_cli_arguments() -> None:
     )
     with pytest.raises(SystemExit):
         p.parse_args(["--resume", "--fresh"])
+    assert p.parse_args([]).rerun_from is None
+    assert p.parse_args(["--rerun-from", "finetune"]).rerun_from == "finetune"
+    with pytest.raises(SystemExit):
+        p.parse_args(["--rerun-from", "nope"])
 
 
 def test_sim_truth_passes_simulator_parameters_through() -> None:
@@ -255,3 +259,66 @@ def test_recipe_truth_is_the_hidden_world_of_proxy_hidden(tmp_path: Path) -> Non
     finally:
         hidden.close()
         latency.close()
+
+
+def test_changed_recipe_is_refused_and_rerun_from_redoes_only_later_stages(
+    smoke_run: tuple[Path, dict, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataclasses
+    import shutil
+
+    src, data, _ = smoke_run
+    out = tmp_path / "run"
+    shutil.copytree(src, out)
+    monkeypatch.setitem(
+        RECIPES, DEFAULT_ENV_ID, dataclasses.replace(RECIPES[DEFAULT_ENV_ID], ft_scale=2)
+    )
+    con, _ = _quiet()
+    with pytest.raises(PipelineError, match=r"recipe\.ft_scale.*--rerun-from"):
+        run_pipeline(out=out, budget="smoke", console=con, oracle=True)
+    stamp = {p: (out / p / "model.zip").stat().st_mtime_ns for p in ("train", "oracle/train")}
+    tuned = (out / "finetune/adapted/model.zip").read_bytes()
+    con, buf = _quiet()
+    new = run_pipeline(
+        out=out, budget="smoke", console=con, oracle=True, rerun_from="finetune", until="eval_real"
+    )
+    log = buf.getvalue()
+    assert "done train in" not in log and "done simopt in" not in log
+    assert "done finetune in" in log and "done oracle in" in log and "done eval_real in" in log
+    assert {p: (out / p / "model.zip").stat().st_mtime_ns for p in stamp} == stamp
+    assert (out / "finetune/adapted/model.zip").read_bytes() != tuned
+    st = new["stages"]
+    assert st["simopt"] == data["stages"]["simopt"] and "export" not in st
+    ft_rounds = 2 * BUDGETS["smoke"]["ft_bc"]["dagger_iters"] + 1
+    for stage in ("finetune", "control", "oracle"):
+        assert len(st[stage]["result"]["dagger_success"]) == ft_rounds, stage
+    assert st["oracle"]["result"]["stage1_reused"] is True
+    # unchanged policy files keep their evaluation; the retrained ones are evaluated again
+    ev, old_ev = st["eval_real"]["result"], data["stages"]["eval_real"]["result"]
+    assert ev["reused"] == ["before", "expert"]
+    assert ev["before"] == old_ev["before"] and ev["expert"] == old_ev["expert"]
+    rerun = new["reruns"][-1]
+    assert rerun["from"] == "finetune" and rerun["changed"] == ["recipe.ft_scale"]
+    assert rerun["dropped"] == list(STAGE_NAMES[STAGE_NAMES.index("finetune") :])
+    assert new["config"]["recipe"]["ft_scale"] == 2
+    con, buf = _quiet()  # the rerun adopted the new values: it continues without the flag
+    again = run_pipeline(out=out, budget="smoke", console=con, oracle=True, until="eval_real")
+    assert not re.search(r"done \w+ in", buf.getvalue()) and again["stages"] == new["stages"]
+
+
+def test_finetune_budget_scales_per_recipe_only() -> None:
+    def ft(env_id: str) -> dict:
+        recipe = RECIPES[env_id]
+        return Context(env_id, Path("."), "quick", BUDGETS["quick"], recipe, recipe.reality,
+                       0, True, None, log=lambda s: None).pretrain()[1]  # fmt: skip
+
+    base = BUDGETS["quick"]["ft_bc"]
+    assert ft(DEFAULT_ENV_ID) == base  # the README's main job: unchanged
+    land = ft("simenvs/RooftopLanding-v0")
+    scale = RECIPES["simenvs/RooftopLanding-v0"].ft_scale
+    assert scale > 1
+    assert land["episodes"] == scale * base["episodes"]
+    assert land["dagger_iters"] == scale * base["dagger_iters"]
+    assert {k: v for k, v in land.items() if k not in ("episodes", "dagger_iters")} == {
+        k: v for k, v in base.items() if k not in ("episodes", "dagger_iters")
+    }

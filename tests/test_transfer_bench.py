@@ -104,3 +104,63 @@ def test_task_overrides_reach_the_full_pipeline_run_only(monkeypatch, tmp_path: 
     assert seen[(land, "RooftopLanding_pipeline_quick")]["real_eval"] == 20
     # DroneRace keeps the settings of its recorded run (a resumed run must match them)
     assert seen[("simenvs/DroneRace-v0", "DroneRace_pipeline_full")] == {}
+
+
+def test_comparison_names_the_common_finetune_budget_and_its_dagger_rounds() -> None:
+    data = _data(14, 24, 30, 36)
+    data["config"]["budget_values"] = {"ft_bc": {"episodes": 4, "dagger_iters": 4},
+                                       "ft_rl_steps": 2048}  # fmt: skip
+    data["config"]["recipe"]["ft_scale"] = 2
+    curves = {"control": [1.0, 0.5, 1.0], "finetune": [0.5, 0.0, 0.25], "oracle": [1.0, 0.75, 1.0]}
+    for k, v in curves.items():
+        data["stages"][k]["result"]["dagger_success"] = v
+    data["reruns"] = [{"time": "t", "from": "finetune", "changed": ["recipe.ft_scale"]}]
+    data["stages"]["eval_real"]["result"]["reused"] = ["before", "expert"]
+    s = transfer.policy_rows("DroneRace", data)[-1]
+    assert s["finetune_budget"]["ft_scale"] == 2 and s["finetune_budget"]["ft_rl_steps"] == 2048
+    assert s["finetune_dagger_success"] == {
+        "broad": curves["control"],
+        "simopt": curves["finetune"],
+        "oracle": curves["oracle"],
+    }
+    assert s["reruns"][0]["changed"] == ["recipe.ft_scale"]
+    assert s["evaluations_reused"] == ["before", "expert"]
+    assert not s["target_met"]  # simopt 75 % < oracle 90 % - 10 points
+
+
+def test_ft_seed_row_summarizes_every_finetune_seed_and_the_means() -> None:
+    main = {**_data(14, 24, 36, 38), "_root": "w/main"}  # broad 60 %, simopt 90 %, oracle 95 %
+    rep = {**_data(14, 30, 10, 30), "_root": "w/rep", "_ft_seed": 7}  # 75 %, 25 %, 75 %
+    r = transfer.ft_seed_row(main, [rep])
+    assert [p["ft_seed"] for p in r["per_seed"]] == [2_000_000, 7]  # PretrainConfig's default
+    assert [p["target_met"] for p in r["per_seed"]] == [True, False]
+    assert r["per_seed"][1]["ci95"]["simopt"] == _rep(10)["ci95"]
+    assert (r["target_met_runs"], r["simopt_ge_broad_runs"], r["runs"]) == (1, 1, 2)
+    assert r["mean"] == pytest.approx({"broad": 0.675, "simopt": 0.575, "oracle": 0.85})
+    assert not r["target_met_on_means"]
+    assert "target met in 1/2" in transfer.table([r])
+
+
+def test_ft_seed_replicates_rerun_the_finetunes_on_copies(monkeypatch, tmp_path: Path) -> None:
+    from simenvs import pipeline
+
+    main_root = tmp_path / "Land_pipeline_full"
+    main_root.mkdir()
+    main = {**_data(14, 24, 36, 38), "_root": str(main_root)}
+    main["config"]["overrides"] = {"real_eval": 80}
+    (main_root / "pipeline.json").write_text(json.dumps(main))
+    (main_root / "train").mkdir()
+    calls = []
+
+    def fake(env_id, root, budget, **kw):
+        calls.append((Path(root).name, kw["overrides"], kw["rerun_from"]))
+        return json.loads((Path(root) / "pipeline.json").read_text())
+
+    monkeypatch.setattr(pipeline, "run_pipeline", fake)
+    for _ in range(2):  # the second time the copy exists: it resumes, nothing is redone
+        reps = transfer.run_ft_seed_replicates("Land", "full", tmp_path, [5], main)
+    copy = tmp_path / "Land_pipeline_full_ftseed5"
+    assert (copy / "train").is_dir() and reps[0]["_ft_seed"] == 5
+    want = {"real_eval": 80, "ft_bc": {"seed": 5}}
+    assert json.loads((copy / "pipeline.json").read_text())["config"]["overrides"] == want
+    assert calls == [(copy.name, want, "finetune"), (copy.name, want, None)]
