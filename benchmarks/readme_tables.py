@@ -249,18 +249,27 @@ def _policy_comparison(rows: list[dict[str, Any]]) -> str | None:
         s = _pct(r.get(key))
         return f"{s} [{100 * ci[0]:.0f}, {100 * ci[1]:.0f}]" if ci else s
 
-    lines = [
-        [
-            r["env_id"].replace("simenvs/", ""),
-            r.get("reality", ""),
-            *(cell(r, k) for k in ("stage1", "broad", "simopt", "oracle")),
-            _n(r.get("episodes")),
-            r.get("mode", ""),
-            _n(r.get("target_met")) + ("" if r.get("informative", True) else " (not informative)"),
-        ]
-        for r in rows
-        if r.get("method") == "policy_comparison"
-    ]
+    seeds = {r["env_id"]: r for r in rows if r.get("method") == "policy_comparison_ft_seeds"}
+    lines = []
+    for r in rows:
+        if r.get("method") != "policy_comparison":
+            continue
+        env = r["env_id"].replace("simenvs/", "")
+        rep = seeds.get(r["env_id"])
+        verdict = _n(r.get("target_met")) + (
+            "" if r.get("informative", True) else " (not informative)"
+        )
+        if rep:  # one fine-tune seed of several: the verdict belongs to the replicates
+            verdict += f" (this seed; {rep['target_met_runs']} of {rep['runs']} fine-tune seeds)"
+        lines.append([env, r.get("reality", ""),
+                      *(cell(r, k) for k in ("stage1", "broad", "simopt", "oracle")),
+                      _n(r.get("episodes")), r.get("mode", ""), verdict])  # fmt: skip
+        if rep:
+            m = rep["mean"]
+            lines.append([f"{env}, mean of {rep['runs']} fine-tune seeds", r.get("reality", ""),
+                          "", *(_pct(m[k]) for k in ("broad", "simopt", "oracle")),
+                          _n(r.get("episodes")), r.get("mode", ""),
+                          _n(rep.get("target_met_on_means"))])  # fmt: skip
     if not lines:
         return None
     head = ["env", "reality", "stage 1", "broad", "SimOpt-adapted", "oracle", "episodes",
