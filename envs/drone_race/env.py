@@ -86,7 +86,6 @@ class DroneRaceEnv(QuadrotorTask):
 
     max_episode_steps = 1200
     expert_entry_point = "simenvs.agents.experts.drone_race:DroneRaceExpert"
-    static_meshes = True  # gate meshes are fixed: frustum culling caches their bounds
 
     def __init__(
         self,

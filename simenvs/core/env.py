@@ -76,7 +76,6 @@ class SimEnv(gym.Env):
     depth_max: float = 10.0  # metres mapped to 255 in uint8 depth observations
     extra_obs_modes: tuple[str, ...] = ()
     expert_entry_point: str | None = None
-    static_meshes: bool = False  # True: mesh vertices are never edited in place (rendering)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -342,7 +341,6 @@ class SimEnv(gym.Env):
             w = max(self.width, self.image_size[1])
             h = max(self.height, self.image_size[0])
             self._renderer = SceneRenderer(self.model, w, h)
-            self._renderer.static_meshes = self.static_meshes
         return self._renderer
 
     # ---- observations -------------------------------------------------------------------

@@ -66,11 +66,6 @@ def prepare_fast_rendering(model: mujoco.MjModel, width: int, height: int) -> No
 class SceneRenderer:
     """One GL context, any number of models over its lifetime, any viewport size."""
 
-    #: kept for callers that set it: mesh bounding radii for frustum culling are now cached
-    #: whatever its value and refreshed by ``upload_mesh`` (the only way an in-place mesh edit
-    #: reaches the picture)
-    static_meshes: bool = False
-
     def __init__(
         self, model: mujoco.MjModel, max_width: int, max_height: int, max_geom: int = 2000
     ):
