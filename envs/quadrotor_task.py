@@ -123,7 +123,6 @@ class QuadrotorTask(SimEnv):
         self._arena_l = (lo[0], lo[1], hi[0], hi[1], hi[2], 0.5 * self.quad_params.body_height)
         self._uneven = type(self).ground_height is not QuadrotorTask.ground_height
         super().__init__(**kwargs)
-        self._unit_box4 = self._act_shape == (4,) and self._act_bounds == [(-1.0, 1.0)] * 4
 
     # ------------------------------------------------------------------ scene
     def add_quad(self, spec: mujoco.MjSpec, pos: Sequence[float] = (0.0, 0.0, 1.0)) -> None:
@@ -243,16 +242,6 @@ class QuadrotorTask(SimEnv):
 
     def action_layout(self) -> list[tuple[str, str, float, float]]:
         return self.quad.action_layout()
-
-    def _check_action(self, action: Any) -> np.ndarray:
-        """``SimEnv._check_action`` with a shortcut for the common case (a (4,) array inside
-        [-1, 1]): the same float64 copy, fewer steps."""
-        if type(action) is np.ndarray and action.shape == (4,) and self._unit_box4:
-            a = action.astype(np.float64)
-            x0, x1, x2, x3 = a.tolist()
-            if -1.0 <= x0 <= 1.0 and -1.0 <= x1 <= 1.0 and -1.0 <= x2 <= 1.0 and -1.0 <= x3 <= 1.0:
-                return a
-        return super()._check_action(action)
 
     def apply_action(self, action: np.ndarray) -> None:
         a = action.tolist()

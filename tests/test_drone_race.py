@@ -344,8 +344,8 @@ def test_seeded_rollout_is_pinned():
     )
 
 
-def test_fast_action_check_matches_the_generic_one():
-    """The (4,)-in-bounds shortcut returns what SimEnv's check returns; anything else still
+def test_action_check_fast_path_matches_the_generic_one():
+    """An in-bounds array of the action shape comes back as a float64 copy; anything else
     takes the generic path (clipping, reshaping, named errors)."""
     env = DroneRaceEnv()
     env.reset(seed=0)

@@ -508,8 +508,11 @@ class SimEnv(gym.Env):
         """A float64 copy of ``action``, shape-checked, finite (else a ValueError naming the
         bad entries) and clipped to the action space."""
         shape = self._act_shape
-        try:
-            a = np.array(action, dtype=np.float64)
+        try:  # the usual case, an array of the right shape, skips np.array's coercion
+            if type(action) is np.ndarray and action.shape == shape:
+                a = action.astype(np.float64)
+            else:
+                a = np.array(action, dtype=np.float64)
         except (TypeError, ValueError):
             raise ValueError(f"action must be numeric with shape {shape}, got {action!r}") from None
         if a.shape != shape:
