@@ -319,13 +319,6 @@ class QuadrotorTask(SimEnv):
         self._noise_i = i + 1
         return buf[i]
 
-    def _get_obs(self) -> Any:
-        """``SimEnv._get_obs``, with state observations without state noise (the usual case)
-        returned straight from ``state_obs`` (already a fresh float32 array)."""
-        if self.obs_mode == "state" and self._state_std <= 0.0:
-            return self.state_obs()
-        return super()._get_obs()
-
     def state_obs(self) -> np.ndarray:
         # one list of Python floats and one conversion: several times cheaper than
         # concatenating six small arrays (values are the float64 ones rounded to float32)
