@@ -108,11 +108,10 @@ def quad_env_rates(env: Any, seconds: float) -> dict[str, float]:
             reset_cpu += time.process_time() - c
             resets += 1
 
-    i0 = i
     c0 = time.process_time()
     cpu, wall = cpu_rate(step, seconds, 200)
     cpu_s = time.process_time() - c0
-    n = i - i0
+    n = i
     return {
         "cpu": cpu,
         "wall": wall,

@@ -236,7 +236,14 @@ def test_frustum_culling_is_exact():
     model = mujoco.MjModel.from_xml_string(xml)
     data = mujoco.MjData(model)
     r = SceneRenderer(model, 96, 96)
-    culled = 0
+    culled = tested = 0
+    real_test = r._outside_frustum
+
+    def counted(*args):
+        nonlocal tested
+        tested += 1
+        return real_test(*args)
+
     for k in range(24):
         data.mocap_pos[0] = rng.uniform(-2, 2, 3)
         data.mocap_quat[0] = rng.normal(size=4)
@@ -249,12 +256,15 @@ def test_frustum_culling_is_exact():
             r._camera_for("c")
             out = r._outside_frustum(data, r._cam_id, w, h)
             culled += 0 if out is None else len(out)
+            r._cull_wait = 0  # the culling render runs the frustum test on this frame
+            r._outside_frustum = counted
             a = r.render(data, "c", w, h, mode)
             r._outside_frustum = lambda *args: None
             b = r.render(data, "c", w, h, mode)
             del r._outside_frustum
             assert np.array_equal(a, b), (k, mode)
     assert culled > 24 * 2 * 10  # most geoms are outside a random view
+    assert tested == 24 * 2  # every culled render was compared with an unculled one
     # no skybox texture: the skybox and haze passes are off, and turning them on changes nothing
     flags = mujoco.mjtRndFlag
     assert not r.scene.flags[flags.mjRND_SKYBOX] and not r.scene.flags[flags.mjRND_HAZE]

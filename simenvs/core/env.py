@@ -51,10 +51,9 @@ _BAD = (
     int(mujoco.mjtWarning.mjWARN_BADQPOS),
     int(mujoco.mjtWarning.mjWARN_BADQVEL),
 )
-# the three counters as one slice of data.warning.number when they are adjacent (they are)
-_BAD_SLICE = (
-    slice(min(_BAD), max(_BAD) + 1) if max(_BAD) - min(_BAD) == len(_BAD) - 1 else list(_BAD)
-)
+# the three counters are adjacent in data.warning: one slice reads them all
+assert max(_BAD) - min(_BAD) == len(_BAD) - 1
+_BAD_SLICE = slice(min(_BAD), max(_BAD) + 1)
 
 
 class SimEnv(gym.Env):
@@ -146,7 +145,9 @@ class SimEnv(gym.Env):
         self._act_bounds = (
             list(zip(self._act_low.ravel().tolist(), self._act_high.ravel().tolist()))
             if self._act_low.size <= 16
-            else None
+            and np.isfinite(self._act_low).all()
+            and np.isfinite(self._act_high).all()
+            else None  # large or unbounded spaces: the vectorized check (rejects inf)
         )
         self._substep_hook = type(self).before_substep is not SimEnv.before_substep
         self.last_action = np.zeros(self.action_space.shape, dtype=np.float64)

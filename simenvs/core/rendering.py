@@ -103,9 +103,8 @@ class SceneRenderer:
         mesh = t == int(mujoco.mjtGeom.mjGEOM_MESH)
         if model.nmeshvert > _CULL_MAX_MESH_VERTS or np.any(model.mesh_vertnum <= 0):
             mesh[:] = False  # big (procedural) meshes: not worth a per-frame bound
-        self._cullable = prim | mesh
-        self._cull_any = bool(self._cullable.any())
-        self._cull_idx = np.flatnonzero(self._cullable) if self._cull_any else None
+        idx = np.flatnonzero(prim | mesh)
+        self._cull_idx = idx if idx.size else None
         self._cull_mesh = np.flatnonzero(mesh)
         self._is_mesh = mesh
         self._pad = np.full(3, 1.0 + 1e-5)

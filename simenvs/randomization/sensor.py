@@ -103,15 +103,11 @@ def _gaussian_table(std: float) -> np.ndarray:
     return np.floor(std * _normal_quantiles() + 0.5).astype(np.int16)
 
 
-def _gaussian_noise(img: np.ndarray, std: float, rng: np.random.Generator) -> np.ndarray:
-    """``img`` (uint8) plus rounded Gaussian noise: 16 random bits per value (raw generator
-    output, 4 values per draw), one table lookup, one saturating add. ``mode="clip"`` skips
-    take's bounds check (a uint16 index is always inside the 65,536-entry table; the result
-    is the same) and saves ~40 % of the lookup."""
-    return _add_table_noise(img, _gaussian_table(float(std)), rng)
-
-
 def _add_table_noise(img: np.ndarray, table: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``img`` (uint8) plus rounded noise from ``table``: 16 random bits per value (raw
+    generator output, 4 values per draw), one table lookup, one saturating add. ``mode="clip"``
+    skips take's bounds check (a uint16 index is always inside the 65,536-entry table; the
+    result is the same) and saves ~40 % of the lookup."""
     n = img.size
     raw = rng.bit_generator.random_raw((n + 3) // 4).view(np.uint16)[:n]
     return cv2.add(img, table.take(raw, mode="clip").reshape(img.shape), dtype=cv2.CV_8U)

@@ -35,7 +35,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space, concatenate, create_empty_array
 
-from simenvs.core.env import SimEnv
+from simenvs.core.env import _BAD, SimEnv
 from simenvs.vector.ops import BatchOps, NormalBuffer, find_ops
 from simenvs.vector.physics import LayoutGroups, SingleBatch
 from simenvs.vector.render import SharedContextRenderer, SharedGL
@@ -43,14 +43,6 @@ from simenvs.vector.render import SharedContextRenderer, SharedGL
 __all__ = ["BatchedVectorEnv", "make_task_factory", "TaskFactory"]
 
 _INTEGRATION = mujoco.mjtState.mjSTATE_INTEGRATION
-_BAD = np.array(
-    [
-        mujoco.mjtWarning.mjWARN_BADQACC,
-        mujoco.mjtWarning.mjWARN_BADQPOS,
-        mujoco.mjtWarning.mjWARN_BADQVEL,
-    ],
-    dtype=np.int64,
-)
 _BAD_NAMES = [str(mujoco.mjtWarning(int(w)).name) for w in _BAD]
 
 

@@ -19,17 +19,12 @@ import mujoco
 import numpy as np
 from mujoco import batch as mjb
 
+from simenvs.core.env import _BAD_SLICE
 from simenvs.vector.model_sync import ModelSync
 
 __all__ = ["SingleBatch", "LayoutGroups", "layout_key"]
 
 _INTEGRATION = mujoco.mjtState.mjSTATE_INTEGRATION
-_BAD = np.array(
-    [mujoco.mjtWarning.mjWARN_BADQACC, mujoco.mjtWarning.mjWARN_BADQPOS,
-     mujoco.mjtWarning.mjWARN_BADQVEL],
-    dtype=np.int64,
-)  # fmt: skip
-_BAD_SLICE = slice(int(_BAD.min()), int(_BAD.max()) + 1) if np.ptp(_BAD) == len(_BAD) - 1 else None
 _DATA_SIZES = (
     "nq", "nv", "nu", "na", "nbody", "njnt", "ngeom", "nsite", "ncam", "nlight", "nflex",
     "nflexnode", "nflexvert", "nflexedge", "nflexelem", "ntendon", "nwrap", "nsensor",
@@ -125,9 +120,7 @@ class SingleBatch:
 
     def warnings(self, ids: Any) -> np.ndarray:
         w = self.batch.warning[ids]
-        if _BAD_SLICE is not None:  # adjacent counters: one slice, one sum
-            return w[:, _BAD_SLICE, 1].sum(axis=1)
-        return w[:, _BAD[0], 1] + w[:, _BAD[1], 1] + w[:, _BAD[2], 1]
+        return w[:, _BAD_SLICE, 1].sum(axis=1)
 
     def error(self, i: int) -> str:
         return self.batch.error(i)
@@ -212,7 +205,7 @@ class LayoutGroups:
     def warnings(self, ids: Any) -> np.ndarray:
         ids = np.arange(self.n)[ids] if isinstance(ids, slice) else np.asarray(ids)
         return np.array(
-            [int(self._batch_of(i).warning[i, _BAD, 1].sum()) for i in ids.tolist()],
+            [int(self._batch_of(i).warning[i, _BAD_SLICE, 1].sum()) for i in ids.tolist()],
             dtype=np.int64,
         )
 
