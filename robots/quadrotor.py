@@ -503,7 +503,6 @@ class Quadrotor:
         self.v_quat = data.qpos[self.quat_slice]
         self.v_vel = data.qvel[self.vel_slice]
         self.v_angvel = data.qvel[self.angvel_slice]
-        self.v_xmat = data.xmat[self.body_id]  # NB: one substep old after mj_step; see rot_list
         q, v = self.qpos_adr, self.qvel_adr
         self.v_qpos = data.qpos[q : q + 7]  # pos + quat
         self.v_qvel = data.qvel[v : v + 6]  # linear + angular velocity

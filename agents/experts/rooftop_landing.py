@@ -19,8 +19,7 @@ into a policy that sees only that observation:
 Velocity loop (P only, a stiff vertical gain instead of an integral so the thrust bias from the
 mass/thrust randomization stays under 0.2 m/s of sink) -> thrust vector (nominal mass and drag,
 tilt-limited, heading held along world +x so every episode flies in the same frame) -> SO(3)
-attitude error -> CTBR body-rate command. Needs ``action_mode="ctbr"``. ``ramp_s > 0``
-restores a thrust ramp-down on touchdown (memory in the observed last action).
+attitude error -> CTBR body-rate command. Needs ``action_mode="ctbr"``.
 """
 
 from __future__ import annotations
@@ -48,7 +47,6 @@ class RooftopLandingExpert:
         k_att: float = 8.0,
         max_tilt_deg: float = 35.0,
         clear_min: float = 2.5,
-        ramp_s: float = 0.0,
     ):
         self.env = env.unwrapped if hasattr(env, "unwrapped") else env
         if self.env.action_mode != "ctbr":
@@ -59,7 +57,6 @@ class RooftopLandingExpert:
         self.k_pos, self.k_vel, self.k_vel_z, self.k_att = k_pos, k_vel, k_vel_z, k_att
         self.max_tilt = math.radians(max_tilt_deg)
         self.clear_min = clear_min
-        self.ramp_s = ramp_s
 
     def reset(self) -> None:
         """Stateless: nothing to reset."""
@@ -74,16 +71,6 @@ class RooftopLandingExpert:
         site = e.site
         a = np.empty(4, dtype=np.float32)
         target = p if site is None else np.array([site.x, site.y, site.z])
-        if self.ramp_s > 0.0 and site is not None:
-            alt = e.altitude()
-            if alt < 0.5 * pn.body_height + 0.03:
-                # touchdown: ramp the motors down from the last command over ramp_s and keep
-                # level (its memory is the observed last action)
-                hover = 2.0 * pn.hover_thrust_fraction
-                last = float(e.last_action[0])
-                a[0] = max(-1.0, min(last, hover - 1.0) - hover * e.dt / self.ramp_s)
-                a[1:] = np.clip(self.k_att * _level_axis(R) / np.asarray(pn.max_rate), -1, 1)
-                return a
         clear = float(np.min(e.clearance_grid()))
         rel = target[:2] - p[:2]
         dist = float(np.hypot(*rel))
@@ -131,9 +118,3 @@ class RooftopLandingExpert:
 def _cross(a, b) -> np.ndarray:  # np.cross costs ~20 us per call
     return np.array([a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2],
                      a[0] * b[1] - a[1] * b[0]])  # fmt: skip
-
-
-def _level_axis(R: np.ndarray) -> np.ndarray:
-    """Body-frame rotation (axis * sin angle) taking body z to world z (yaw left free)."""
-    z = R[2, :]  # world z in body axes
-    return np.array([-z[1], z[0], 0.0])

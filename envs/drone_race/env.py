@@ -514,13 +514,6 @@ class DroneRaceEnv(QuadrotorTask):
         return "", passed
 
     # ------------------------------------------------------------------ observation
-    def _upcoming(self) -> tuple[int, int]:
-        k = self._target
-        k2 = k + 1
-        if k2 >= self.n_gates:
-            k2 = 0 if self.track.closed else self.n_gates - 1
-        return k, k2
-
     def task_state(self) -> list[float]:
         px, py, pz = self.quad.v_pos.tolist()
         k = self._target

@@ -428,13 +428,8 @@ class RooftopLandingEnv(QuadrotorTask):
         """Top surface below (x, y): roofs, clutter or street (ground effect uses it)."""
         if x == self._gh_x and y == self._gh_y:  # the last query (up to 3 a step, same point)
             return self._gh
-        g = self._map_grid
-        if g is None:
-            return 0.0
-        ox, oy, res, h, w = g
-        c = int((x - ox) // res)
-        r = int((y - oy) // res)
-        v = self._height_at(r, c) if 0 <= r < h and 0 <= c < w else 0.0
+        rc = self._cell(x, y)
+        v = 0.0 if rc is None else self._height_at(*rc)
         self._gh_x, self._gh_y, self._gh = x, y, v
         return v
 
@@ -448,8 +443,8 @@ class RooftopLandingEnv(QuadrotorTask):
         r = int((y - oy) // res)
         return (r, c) if 0 <= r < h and 0 <= c < w else None
 
-    def _potential(self, p: Any, s: Any = None) -> float:
-        s = self._target_for(p) if s is None else s
+    def _potential(self, p: Any) -> float:
+        s = self._target_for(p)
         if s is None:
             return 0.0
         dxy = math.hypot(p[0] - s[0], p[1] - s[1])
@@ -480,7 +475,7 @@ class RooftopLandingEnv(QuadrotorTask):
 
     def over_safe(self, x: float, y: float) -> bool:
         """Is the point above the safe map?"""
-        rc = self.safe_map.cell(x, y)
+        rc = self._cell(x, y)
         return rc is not None and bool(self.safe_map.safe[rc])
 
     def site_ok(self, xy: np.ndarray, contact_pos: np.ndarray) -> bool:
@@ -548,8 +543,8 @@ class RooftopLandingEnv(QuadrotorTask):
                 failure = "out_of_bounds"
         self._prev_vz = vz
         # reward
-        site = self._best_xyz if self.obs_mode == "state" else self._target_for(p)
-        if site is None:  # _potential(p, site), inlined
+        site = self._target_for(p)
+        if site is None:  # _potential(p), inlined: dxy and rc also go into info
             phi = dxy = 0.0
         else:
             dxy = math.hypot(p[0] - site[0], p[1] - site[1])

@@ -461,12 +461,8 @@ class BatchedVectorEnv(VectorEnv):
             d = e._distractors
             if visuals and len(d):
                 k = int(self._steps[i] - self._dsteps[i])
-                if hasattr(e, "_distractor_time"):  # the task moves them lazily, at render
-                    for _ in range(k):  # SimEnv.step's accumulation, bit for bit
-                        e._distractor_time += e._dt
-                else:
-                    for _ in range(k):
-                        d.advance(e.data, e.dt)
+                for _ in range(k):  # SimEnv.step's lazy accumulation, bit for bit
+                    e._distractor_time += e._dt
                 self._dsteps[i] = self._steps[i]
                 d._write(e.data)
             mujoco.mj_forward(e.model, e.data)
@@ -541,7 +537,7 @@ class BatchedVectorEnv(VectorEnv):
             else:
                 raise ValueError(f"actions must have shape {(n, *shape)}, got {a.shape}")
         total = a.sum()  # one reduction: finite iff every element is
-        if not math.isfinite(total):
+        if not math.isfinite(total) and not np.isfinite(a).all():  # (a huge sum can overflow)
             i = int(np.flatnonzero(~np.isfinite(a.reshape(n, -1)).all(axis=1))[0])
             raise ValueError(f"action of env {i} has non-finite values: {a[i].tolist()}")
         out = np.minimum(a, self._a_high)  # a new array: never the caller's
@@ -581,10 +577,7 @@ class BatchedVectorEnv(VectorEnv):
             e.step_count += 1
             self._steps[i] = e.step_count
             self._last_action[i] = a[i]
-            if hasattr(e, "_distractor_time"):  # as SimEnv.step: moved lazily, at render
-                e._distractor_time += e._dt
-            elif len(e._distractors):
-                e._distractors.advance(e.data, e.dt)
+            e._distractor_time += e._dt  # as SimEnv.step: moved lazily, at render
             error = e._check_physics()
             if i in failed:
                 error = f"MuJoCo error: {phys.error(i)} at step {e.step_count}"

@@ -48,8 +48,6 @@ class _SyncEnv(gym.vector.SyncVectorEnv):
 
 def _worker(pipe, env: str, kwargs: dict, m: int, first: int, inner: str, shm: dict) -> None:
     """Worker loop: build M envs, then serve step / reset / call / close messages."""
-    for v in THREAD_VARS:  # before numpy is imported by the envs (forkserver: a fresh process)
-        os.environ.setdefault(v, "1")
     try:
         from simenvs.vector.workers import EnvFn, _target
 

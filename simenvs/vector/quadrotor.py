@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from simenvs.robots.quadrotor import quat_to_rot, quats_to_rots
 from simenvs.vector.ops import BatchOps, Index
 
 __all__ = ["QuadrotorOps", "DroneRaceOps"]
@@ -62,26 +63,6 @@ def _as_index(ids: Sequence[int]) -> slice | np.ndarray:
     return a
 
 
-def _rot_fn():
-    """The robot module's scalar ``quat_to_rot`` (the same arithmetic as ``quats_to_rots`` in
-    Python floats), or None."""
-    try:
-        from simenvs.robots.quadrotor import quat_to_rot
-    except ImportError:  # pragma: no cover - depends on the robot module's version
-        return None
-    return quat_to_rot
-
-
-def _rots_fn():
-    """The robot module's array form of the single env's attitude (``quats_to_rots``), or None
-    when the task still reads MuJoCo's ``xmat`` (older robot modules)."""
-    try:
-        from simenvs.robots.quadrotor import quats_to_rots
-    except ImportError:  # pragma: no cover - depends on the robot module's version
-        return None
-    return quats_to_rots
-
-
 # ---- the tasks' non-public state, in one place -------------------------------------------
 # Public accessors the tasks could offer instead (see the helper report): QuadrotorTask
 # ``episode_constants()`` -> wind, imu_std, and ``step_bookkeeping()`` / ``set_step_bookkeeping``
@@ -109,20 +90,16 @@ def _set_quad_bookkeeping(e: Any, prev_action, change2, noise_buf, noise_i) -> N
 
 
 def _race_episode(e: Any) -> dict[str, Any]:
-    rs = e.race_state() if hasattr(e, "race_state") else {}
-
-    def pub(key: str, attr: str) -> Any:  # the public race_state() entry, else the attribute
-        return rs[key] if key in rs else getattr(e, attr)
-
+    rs = e.race_state()
     return {
         "n_gates": int(e.n_gates),
-        "g_pos": pub("gate_pos", "_g_pos"),
-        "normals": pub("gate_normals", "_normals"),
-        "target": int(pub("target", "_target")),
-        "passed": int(pub("gates_passed", "_passed")),
-        "goal": int(pub("goal", "_goal")),
-        "t": float(pub("time", "_t")),
-        "closed": bool(pub("closed", "track")) if "closed" in rs else bool(e.track.closed),
+        "g_pos": rs["gate_pos"],
+        "normals": rs["gate_normals"],
+        "target": int(rs["target"]),
+        "passed": int(rs["gates_passed"]),
+        "goal": int(rs["goal"]),
+        "t": float(rs["time"]),
+        "closed": bool(rs["closed"]),
         "prev_g": np.asarray(e._pgl, dtype=float),
         "cos": e._cos,
         "sin": e._sin,
@@ -147,8 +124,7 @@ def _set_race_state(e: Any, g_pos, prev_g, target, passed, t, lap_time, dist, pr
     e._target, e._passed = int(target), int(passed)
     e._t, e._lap_time, e._dist = float(t), float(lap_time), float(dist)
     e._prev_p = tuple(float(v) for v in prev_p)
-    if hasattr(e, "_cull"):
-        e._cull = None  # the task's gate-loop culling bound: recomputed at its next scan
+    e._cull = None  # the task's gate-loop culling bound: recomputed at its next scan
 
 
 class QuadrotorOps(BatchOps):
@@ -172,13 +148,9 @@ class QuadrotorOps(BatchOps):
         self.ctrl = b.bind("ctrl")
         self.qpos = b.bind("qpos")
         self.qvel = b.bind("qvel")
-        self._quats_to_rots = _rots_fn()
-        self._quat_to_rot = _rot_fn() if self._quats_to_rots is not None else None
-        if self._quats_to_rots is None:  # pragma: no cover - older robot module
-            self.xmat = b.bind("xmat")
         self.ground_effect = bool(e0.ground_effect)
         # the state rows hold all the step reads, but for ground effect (actuator_force)
-        self.needs_derived = self.ground_effect or self._quats_to_rots is None
+        self.needs_derived = self.ground_effect
         if self.ground_effect:
             self.xfrc = b.bind("xfrc_applied")
             self.force = b.bind("actuator_force")
@@ -238,10 +210,7 @@ class QuadrotorOps(BatchOps):
     def rots(self, idx: Index, out: np.ndarray | None = None) -> np.ndarray:
         """Body-to-world rotations (row-major, 9) of the current qpos of sims ``idx`` (into
         ``out`` if given)."""
-        if self._quats_to_rots is None:  # pragma: no cover - older robot module
-            r = self.xmat[idx, self.body]
-        else:
-            r = self._quats_to_rots(self.qpos[idx, self.quat_sl])
+        r = quats_to_rots(self.qpos[idx, self.quat_sl])
         if out is not None:
             out[:] = r
         return r
@@ -252,9 +221,9 @@ class QuadrotorOps(BatchOps):
         ok = self.rot_ok[idx]
         if not ok.all():
             bad = self.rows(idx)[~ok]
-            if len(bad) <= _FEW and self._quat_to_rot is not None:  # (sims just reset)
+            if len(bad) <= _FEW:  # (sims just reset)
                 q = self.qpos[bad, self.quat_sl].tolist()
-                self.rot[bad] = [self._quat_to_rot(*x) for x in q]
+                self.rot[bad] = [quat_to_rot(*x) for x in q]
             else:
                 self.rot[bad] = self.rots(bad)
             self.rot_ok[bad] = True
