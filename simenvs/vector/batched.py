@@ -37,7 +37,7 @@ from gymnasium.vector.utils import batch_space, concatenate, create_empty_array
 
 from simenvs.core.env import _BAD, SimEnv
 from simenvs.vector.ops import BatchOps, NormalBuffer, find_ops
-from simenvs.vector.physics import LayoutGroups, SingleBatch
+from simenvs.vector.physics import DirectPhysics, SingleBatch
 from simenvs.vector.render import SharedContextRenderer, SharedGL
 
 __all__ = ["BatchedVectorEnv", "make_task_factory", "TaskFactory"]
@@ -169,8 +169,8 @@ class BatchedVectorEnv(VectorEnv):
             ops_cls = None
         self.persistent = ops_cls is None
         self.template = copy_model(e0.model)
-        if rebuilds and model_mode in ("auto", "models"):
-            self.physics: SingleBatch | LayoutGroups = LayoutGroups(self.num_envs, int(nthread))
+        if ops_cls is None and (int(nthread) == 1 or rebuilds and model_mode != "expand"):
+            self.physics: SingleBatch | DirectPhysics = DirectPhysics(self.envs)
         else:
             self.physics = SingleBatch(
                 self.template, self.num_envs, int(nthread), self.persistent, e0.registry,
@@ -557,6 +557,9 @@ class BatchedVectorEnv(VectorEnv):
             e.apply_action(e._queue.popleft())
         failed: set[int] = set()
         nsub = self.frame_skip if self._substep_hook else 1
+        if phys.direct:
+            failed = phys.advance(ids)
+            nsub = 0
         for _ in range(nsub):
             for i in ids:
                 e = envs[i]

@@ -1,13 +1,16 @@
-"""Where a batched env's sims are stepped: one ``mujoco.batch.Batch``, or one per model layout.
+"""Where a batched env's sims are stepped: one ``mujoco.batch.Batch``, or each task's own data.
 
 ``SingleBatch``: every sim on one batch (per-sim fields through ``ModelSync``). This is the
 fast case and the only one the vectorized ``BatchOps`` path uses.
 
-``LayoutGroups``: for tasks that recompile their scene per episode with *other sizes* (Grasp's
-object sets change the number of geoms), sims are grouped by model layout; each group is a
-persistent batch running the tasks' own models (``set_models``), stepped with one call per
-group. A sim moves to another group when its task recompiles. Same results, fewer sims per
-call.
+``DirectPhysics``: each task steps its own ``MjData`` in the calling thread, exactly as the
+single env does. Used by the generic path (tasks without ``BatchOps``) when a batch cannot pay:
+- one thread: a batch runs nothing in parallel and only adds two state copies per sim and step
+  (``mj_getState`` in, ``get_data`` out: ~35 us for a RooftopLanding city, about its physics);
+- tasks that recompile their scene per episode with other sizes (Grasp's object sets): sims
+  with different ``MjData`` layouts cannot share a batch, and Grasp's layouts are all
+  different, so one batch per layout held one sim each (no parallelism) while allocating
+  ``num_envs`` sims per layout: 128 Grasp sims ran out of 24 GiB.
 """
 
 from __future__ import annotations
@@ -22,20 +25,9 @@ from mujoco import batch as mjb
 from simenvs.core.env import _BAD_SLICE
 from simenvs.vector.model_sync import ModelSync
 
-__all__ = ["SingleBatch", "LayoutGroups", "layout_key"]
+__all__ = ["SingleBatch", "DirectPhysics"]
 
 _INTEGRATION = mujoco.mjtState.mjSTATE_INTEGRATION
-_DATA_SIZES = (
-    "nq", "nv", "nu", "na", "nbody", "njnt", "ngeom", "nsite", "ncam", "nlight", "nflex",
-    "nflexnode", "nflexvert", "nflexedge", "nflexelem", "ntendon", "nwrap", "nsensor",
-    "nsensordata", "nmocap", "neq", "nuserdata", "nplugin", "npluginstate", "nhistory", "nbvh",
-    "nbvhdynamic", "ntree", "nM", "nB", "nC", "nD", "narena", "nJmom", "nJten", "nplastic",
-)  # fmt: skip
-
-
-def layout_key(model: mujoco.MjModel) -> tuple[int, ...]:
-    """Sizes that shape an MjData: models with equal keys can share a batch."""
-    return tuple(int(getattr(model, n, 0)) for n in _DATA_SIZES)
 
 
 def _fail_ids(call) -> np.ndarray:
@@ -50,6 +42,7 @@ class SingleBatch:
     """All sims on one batch."""
 
     grouped = False
+    direct = False
 
     def __init__(
         self,
@@ -126,88 +119,48 @@ class SingleBatch:
         return self.batch.error(i)
 
 
-class LayoutGroups:
-    """Sims grouped by model layout, one persistent batch (caller models) per group."""
+class DirectPhysics:
+    """No batch: the tasks' own ``MjData`` are the sims, stepped one after another in the
+    calling thread exactly as the single env steps them (``SimEnv._integrate``)."""
 
-    grouped = True
-    mode = "models-per-layout"
+    grouped = False
+    direct = True
+    mode = "direct"
+    batch = None
+    nthread = 1
+    persistent = True
 
-    def __init__(self, n: int, nthread: int):
-        self.n = n
-        self.nthread = nthread
-        self.batch = None
-        self._groups: dict[tuple, tuple[mjb.Batch, list[mujoco.MjModel]]] = {}
-        self._key: list[tuple | None] = [None] * n
-
-    def _group(self, key: tuple, model: mujoco.MjModel) -> tuple[mjb.Batch, list]:
-        if key not in self._groups:
-            b = mjb.Batch(model, self.n, self.nthread, persistent=True)
-            self._groups[key] = (b, [model] * self.n)
-        return self._groups[key]
+    def __init__(self, envs: Sequence[Any]):
+        self.envs = envs
+        self._errors: dict[int, str] = {}
 
     def after_reset(self, ids: np.ndarray, models: Sequence[mujoco.MjModel]) -> None:
-        touched: set[tuple] = set()
-        for i in ids.tolist():
-            key = layout_key(models[i])
-            b, lst = self._group(key, models[i])
-            if lst[i] is not models[i] or self._key[i] != key:
-                lst[i] = models[i]
-                touched.add(key)
-            self._key[i] = key
-        for key in touched:
-            b, lst = self._groups[key]
-            try:
-                b.set_models(lst)
-            except Exception as e:  # a layout the key did not capture
-                raise RuntimeError(
-                    f"tasks recompiled models whose MjData layouts differ in a way the batch "
-                    f"cannot group ({e}); use vectorization_mode='async' for this task"
-                ) from e
-
-    @property
-    def groups(self) -> int:
-        return len({k for k in self._key if k is not None})
-
-    def _batch_of(self, i: int) -> mjb.Batch:
-        return self._groups[self._key[i]][0]
-
-    def row(self, i: int) -> np.ndarray:
-        return self._batch_of(i).state[i]
+        pass
 
     def load(self, ids: np.ndarray, envs: Sequence[Any], reset: bool, forward: bool = True) -> bool:
-        for key, idx in self._by_group(ids):  # persistent batches: always forward
-            b = self._groups[key][0]
-            if reset:
-                b.reset(idx.astype(np.int32), stage=mujoco.mjtStage.mjSTAGE_NONE)
-            for i in idx.tolist():
-                e = envs[i]
-                mujoco.mj_getState(e.model, e.data, b.state[i], _INTEGRATION)
-            b.forward(idx.astype(np.int32))
-        return True
+        return False  # nothing to copy: the task's MjData is the sim
 
-    def _by_group(self, ids: np.ndarray | None) -> list[tuple[tuple, np.ndarray]]:
-        ids = np.arange(self.n) if ids is None else np.asarray(ids)
-        out: dict[tuple, list[int]] = {}
-        for i in ids.tolist():
-            out.setdefault(self._key[i], []).append(i)
-        return [(k, np.asarray(v, dtype=np.int64)) for k, v in out.items()]
-
-    def step(self, ids: np.ndarray | None, nstep: int) -> np.ndarray:
-        failed = [np.zeros(0, dtype=np.int64)]
-        for key, idx in self._by_group(ids):
-            b = self._groups[key][0]
-            failed.append(_fail_ids(lambda b=b, idx=idx: b.step(idx.astype(np.int32), nstep)))
-        return np.concatenate(failed)
+    def advance(self, ids: Sequence[int]) -> set[int]:
+        """One control period of tasks ``ids``; the ids whose step raised a MuJoCo error."""
+        failed = set()
+        for i in ids:
+            try:
+                self.envs[i]._integrate()
+            except mujoco.FatalError as e:
+                self._errors[i] = str(e)
+                failed.add(i)
+        return failed
 
     def get_data(self, i: int, data: mujoco.MjData) -> None:
-        self._batch_of(i).get_data(i, data)
+        if data is not self.envs[i].data:
+            mujoco.mj_copyData(data, self.envs[i].model, self.envs[i].data)
 
     def warnings(self, ids: Any) -> np.ndarray:
-        ids = np.arange(self.n)[ids] if isinstance(ids, slice) else np.asarray(ids)
+        ids = np.arange(len(self.envs))[ids] if isinstance(ids, slice) else np.asarray(ids)
         return np.array(
-            [int(self._batch_of(i).warning[i, _BAD_SLICE, 1].sum()) for i in ids.tolist()],
+            [int(self.envs[i].data.warning.number[_BAD_SLICE].sum()) for i in ids.tolist()],
             dtype=np.int64,
         )
 
     def error(self, i: int) -> str:
-        return self._batch_of(i).error(i)
+        return self._errors.pop(i, "unknown error")
