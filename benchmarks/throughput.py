@@ -11,8 +11,9 @@ For every env, in one run:
 - ``async-pool``: ``ProcessPoolVectorEnv``, the same M envs (``--pool-envs``) in 1 or 2 worker
   processes, one message per worker per step and shared-memory observations, so the pipe
   round trip is paid once per M/k env steps instead of once per env step;
-- ``batched``: ``BatchedVectorEnv`` with N sims on 1 and 2 batch threads (fast path where the
-  task has one).
+- ``batched``: ``BatchedVectorEnv`` with N sims: the fast path (state obs, tasks with
+  ``BatchOps``) on 1 and 2 batch threads; the generic path (the other tasks, image obs) steps
+  each task's own data in one thread, so it has one row.
 
 Reported: env steps/s, real-time factor (sim seconds per wall second) and per core, the
 fraction of the matching physics limit, and episode ends per 1000 steps (resets cost a task's
@@ -440,7 +441,8 @@ def measure_env(env: str, args: argparse.Namespace) -> dict[str, Any]:
         for mode in ("async", "async-pool"):
             _print_scaling(obs, mode, scaling[f"{obs}/{mode}"])
         n = args.batch_envs_rgb if obs != "state" else n_state
-        for t in (1, 2):
+        # the generic path steps each task's own data in one thread (simenvs.vector.physics)
+        for t in (1, 2) if fast and obs == "state" else (1,):
             venv = BatchedVectorEnv(_factory(env, kw), n, nthread=t)
             path = "fast" if venv.ops is not None else "generic"
             warm = args.warmup if venv.ops is not None else args.warmup // 6

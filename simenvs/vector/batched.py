@@ -1,14 +1,16 @@
-"""``BatchedVectorEnv``: N sims of one simenvs task stepped by one ``mujoco.batch.Batch``.
+"""``BatchedVectorEnv``: N sims of one simenvs task in one process, physics on ``mujoco.batch``.
 
 Every sim keeps its own task object, built like the single env, for what is per episode:
 seeded parameter sampling (``BoundSpec``), applying them to the task's model, ``reset_task``,
-rendering. Physics for all sims runs in C on the batch's thread pool. Per step:
+rendering. Per step:
 
 - generic path (any task; always for image observations): the task's own ``apply_action``,
-  ``evaluate`` and ``_get_obs`` run per sim on its ``MjData``, which the batch fills after the
-  substeps (a persistent batch, so derived quantities and contacts are the single env's).
+  physics, ``evaluate`` and ``_get_obs`` run per sim on its own ``MjData`` (no batch: its
+  Python dominates, and a batch's state copies cost more than its threads save, see
+  ``simenvs.vector.physics``).
 - fast path (state observations, tasks with a ``BatchOps``, see ``simenvs.vector.ops``): the
-  same logic over ``(num_envs, ...)`` arrays bound to the batch, no per-sim Python per step.
+  same logic over ``(num_envs, ...)`` arrays bound to one ``mujoco.batch.Batch``, whose C
+  thread pool steps all sims; no per-sim Python per step.
   With ops that allow it (``steps_finished``), a step with NEXT_STEP autoresets steps every
   sim and then resets the finished ones (slices instead of index arrays through the ops);
   only a reset runs per-sim Python (the task's own ``reset``).
@@ -42,7 +44,6 @@ from simenvs.vector.render import SharedContextRenderer, SharedGL
 
 __all__ = ["BatchedVectorEnv", "make_task_factory", "TaskFactory"]
 
-_INTEGRATION = mujoco.mjtState.mjSTATE_INTEGRATION
 _BAD_NAMES = [str(mujoco.mjtWarning(int(w)).name) for w in _BAD]
 
 
@@ -160,25 +161,22 @@ class BatchedVectorEnv(VectorEnv):
         self.dt = float(e0.dt)
         self.max_episode_steps = int(e0.max_episode_steps)
         task_cls = type(e0)
-        self._substep_hook = task_cls.before_substep is not SimEnv.before_substep
         ops_cls = find_ops(task_cls) if fast_path and e0.obs_mode == "state" else None
-        if self._substep_hook:
+        if task_cls.before_substep is not SimEnv.before_substep:
             ops_cls = None
         rebuilds = task_cls.needs_rebuild is not SimEnv.needs_rebuild
         if rebuilds:
             ops_cls = None
-        self.persistent = ops_cls is None
-        self.template = copy_model(e0.model)
-        if ops_cls is None and (int(nthread) == 1 or rebuilds and model_mode != "expand"):
+        if ops_cls is None:  # per-sim Python dominates: see simenvs.vector.physics
             self.physics: SingleBatch | DirectPhysics = DirectPhysics(self.envs)
         else:
             self.physics = SingleBatch(
-                self.template, self.num_envs, int(nthread), self.persistent, e0.registry,
+                copy_model(e0.model), self.num_envs, int(nthread), False, e0.registry,
                 model_mode, model_check,
             )  # fmt: skip
         self.batch = self.physics.batch
         self.nthread = self.physics.nthread
-        self.persistent = bool(getattr(self.physics, "persistent", True))
+        self.persistent = self.physics.persistent
         self.noise = NormalBuffer(self.envs)
         if self.batch is not None:
             self._qpos = self.batch.bind("qpos")
@@ -549,41 +547,20 @@ class BatchedVectorEnv(VectorEnv):
     def _advance_generic(self, active: np.ndarray, a: np.ndarray) -> dict[str, Any]:
         """One control step of the tasks ``active``, through their own hooks (SimEnv.step)."""
         envs, phys = self.envs, self.physics
-        ids = active.tolist()
-        ids_arr = None if len(ids) == self.num_envs else active
-        for i in ids:
+        infos: dict[str, Any] = {}
+        for i in active.tolist():  # one sim at a time: its model and data stay in cache
             e = envs[i]
             e._queue.append(a[i])
             e.apply_action(e._queue.popleft())
-        failed: set[int] = set()
-        nsub = self.frame_skip if self._substep_hook else 1
-        if phys.direct:
-            failed = phys.advance(ids)
-            nsub = 0
-        for _ in range(nsub):
-            for i in ids:
-                e = envs[i]
-                if self._substep_hook:
-                    e.before_substep()
-                mujoco.mj_getState(e.model, e.data, phys.row(i), _INTEGRATION)
-            bad = phys.step(ids_arr, 1 if self._substep_hook else self.frame_skip)
-            failed |= set(bad.tolist())
-            for i in ids:
-                e = envs[i]
-                phys.get_data(i, e.data)
-                # cameras and lights follow the task's own (randomized) model, not the batch's
-                mujoco.mj_camlight(e.model, e.data)
-        infos: dict[str, Any] = {}
-        for i in ids:
-            e = envs[i]
+            fatal = phys.advance(i)
             e.last_action = a[i]
             e.step_count += 1
             self._steps[i] = e.step_count
             self._last_action[i] = a[i]
             e._distractor_time += e._dt  # as SimEnv.step: moved lazily, at render
             error = e._check_physics()
-            if i in failed:
-                error = f"MuJoCo error: {phys.error(i)} at step {e.step_count}"
+            if fatal is not None:
+                error = f"MuJoCo error: {fatal} at step {e.step_count}"
             if error is not None:
                 ob = e._get_obs()
                 info = {"physics_error": error, "is_success": False}

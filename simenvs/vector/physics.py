@@ -4,13 +4,16 @@
 fast case and the only one the vectorized ``BatchOps`` path uses.
 
 ``DirectPhysics``: each task steps its own ``MjData`` in the calling thread, exactly as the
-single env does. Used by the generic path (tasks without ``BatchOps``) when a batch cannot pay:
-- one thread: a batch runs nothing in parallel and only adds two state copies per sim and step
-  (``mj_getState`` in, ``get_data`` out: ~35 us for a RooftopLanding city, about its physics);
-- tasks that recompile their scene per episode with other sizes (Grasp's object sets): sims
-  with different ``MjData`` layouts cannot share a batch, and Grasp's layouts are all
-  different, so one batch per layout held one sim each (no parallelism) while allocating
-  ``num_envs`` sims per layout: 128 Grasp sims ran out of 24 GiB.
+single env does: the generic path (tasks without ``BatchOps``, and every image observation).
+There the task's Python per sim dominates, and a batch would cost more than it gives:
+- its threads parallelize only the physics (~35 us of a RooftopLanding sim's ~100 us step),
+  while the state copies in and out (``mj_getState``, ``get_data``) cost ~13 us per sim and
+  step on their own (CPU-time, warm caches): with 2 threads and a free core, ~5 % less wall
+  time for ~15 % more CPU; two worker processes (``async-pool``) nearly double it instead;
+- tasks that recompile their scene per episode with other sizes (Grasp's object sets) cannot
+  share a batch at all: Grasp's layouts are all different, and the one-batch-per-layout
+  scheme this replaced held one sim per batch while allocating ``num_envs`` sims for each
+  (128 Grasp sims ran out of 24 GiB).
 """
 
 from __future__ import annotations
@@ -41,9 +44,6 @@ def _fail_ids(call) -> np.ndarray:
 class SingleBatch:
     """All sims on one batch."""
 
-    grouped = False
-    direct = False
-
     def __init__(
         self,
         template: mujoco.MjModel,
@@ -68,9 +68,6 @@ class SingleBatch:
 
     def after_reset(self, ids: np.ndarray, models: Sequence[mujoco.MjModel]) -> None:
         self.sync.after_reset(ids, models)
-
-    def row(self, i: int) -> np.ndarray:
-        return self.batch.state[i]
 
     def load(self, ids: np.ndarray, envs: Sequence[Any], reset: bool, forward: bool = True) -> bool:
         """Copy the tasks' MjData state into rows ``ids``; derived fields recomputed (unless
@@ -123,8 +120,6 @@ class DirectPhysics:
     """No batch: the tasks' own ``MjData`` are the sims, stepped one after another in the
     calling thread exactly as the single env steps them (``SimEnv._integrate``)."""
 
-    grouped = False
-    direct = True
     mode = "direct"
     batch = None
     nthread = 1
@@ -132,7 +127,6 @@ class DirectPhysics:
 
     def __init__(self, envs: Sequence[Any]):
         self.envs = envs
-        self._errors: dict[int, str] = {}
 
     def after_reset(self, ids: np.ndarray, models: Sequence[mujoco.MjModel]) -> None:
         pass
@@ -140,27 +134,10 @@ class DirectPhysics:
     def load(self, ids: np.ndarray, envs: Sequence[Any], reset: bool, forward: bool = True) -> bool:
         return False  # nothing to copy: the task's MjData is the sim
 
-    def advance(self, ids: Sequence[int]) -> set[int]:
-        """One control period of tasks ``ids``; the ids whose step raised a MuJoCo error."""
-        failed = set()
-        for i in ids:
-            try:
-                self.envs[i]._integrate()
-            except mujoco.FatalError as e:
-                self._errors[i] = str(e)
-                failed.add(i)
-        return failed
-
-    def get_data(self, i: int, data: mujoco.MjData) -> None:
-        if data is not self.envs[i].data:
-            mujoco.mj_copyData(data, self.envs[i].model, self.envs[i].data)
-
-    def warnings(self, ids: Any) -> np.ndarray:
-        ids = np.arange(len(self.envs))[ids] if isinstance(ids, slice) else np.asarray(ids)
-        return np.array(
-            [int(self.envs[i].data.warning.number[_BAD_SLICE].sum()) for i in ids.tolist()],
-            dtype=np.int64,
-        )
-
-    def error(self, i: int) -> str:
-        return self._errors.pop(i, "unknown error")
+    def advance(self, i: int) -> str | None:
+        """One control period of task ``i``: None, or the MuJoCo error its step raised."""
+        try:
+            self.envs[i]._integrate()
+        except mujoco.FatalError as e:
+            return str(e)
+        return None
