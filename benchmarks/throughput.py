@@ -136,20 +136,18 @@ def _window(fn, n_envs: int, window_s: float, pids=()) -> dict[str, float]:
     return out
 
 
-def best_rate(
-    fn, n_envs: int, windows: int, window_s: float, warmup: int = 1, ref=None, pids=()
-) -> dict:
+def best_rate(fn, n_envs: int, windows: int, window_s: float, warmup: int = 1, ref=None) -> dict:
     """Best env-steps/s over timed windows, by wall clock and by this process's CPU time
     (the CPU figure is what an idle machine would give a single-threaded, in-process config),
-    and episode ends per 1000 env steps; with worker ``pids`` (async), the best rates per
-    CPU-second of all processes and of the busiest process.
+    and episode ends per 1000 env steps (``interleaved``: with worker pids, also the best rates
+    per CPU-second of all processes and of the busiest process).
 
     With ``ref = (ref_fn, ref_n, scale)`` the reference (a physics limit) runs in windows that
     alternate with the measured ones, and the fraction of the limit is the median of the
     per-pair ratios: load that comes and goes on a shared machine hits both alike."""
     for _ in range(warmup):
         fn()
-    return interleaved([(fn, n_envs, pids, ref)], windows, window_s)[0]
+    return interleaved([(fn, n_envs, (), ref)], windows, window_s)[0]
 
 
 def interleaved(cfgs: list[tuple], windows: int, window_s: float) -> list[dict]:
@@ -286,16 +284,12 @@ def _prepare(venv: Any, warmup: int) -> tuple[Any, list[int]]:
 
 
 def run_vector(venv: Any, windows: int, window_s: float, warmup: int = 1, ref=None) -> dict:
-    try:
-        step, pids = _prepare(venv, warmup)
-        return interleaved([(step, venv.num_envs, pids, ref)], windows, window_s)[0]
-    finally:
-        venv.close()
+    return run_pair([venv], windows, window_s, warmup, [ref])[0]
 
 
 def run_pair(venvs: list[Any], windows: int, window_s: float, warmup: int, refs) -> list[dict]:
-    """Vector envs alive together (1 and 2 workers), measured in alternating windows (see
-    ``interleaved``), so their ratio compares windows taken under the same load."""
+    """Vector envs alive together (e.g. 1 and 2 workers), measured in alternating windows
+    (see ``interleaved``), so their ratio compares windows taken under the same load."""
     try:
         cfgs = []
         for venv, ref in zip(venvs, refs):

@@ -547,16 +547,16 @@ class BatchedVectorEnv(VectorEnv):
     def _advance_generic(self, active: np.ndarray, a: np.ndarray) -> dict[str, Any]:
         """One control step of the tasks ``active``, through their own hooks (SimEnv.step)."""
         envs, phys = self.envs, self.physics
-        infos: dict[str, Any] = {}
-        for i in active.tolist():  # one sim at a time: its model and data stay in cache
+        ids = active.tolist()
+        rewards, terms, truncs, infos = [], [], [], []
+        for i in ids:  # one sim at a time: its model and data stay in cache
             e = envs[i]
-            e._queue.append(a[i])
+            ai = a[i]
+            e._queue.append(ai)
             e.apply_action(e._queue.popleft())
             fatal = phys.advance(i)
-            e.last_action = a[i]
+            e.last_action = ai
             e.step_count += 1
-            self._steps[i] = e.step_count
-            self._last_action[i] = a[i]
             e._distractor_time += e._dt  # as SimEnv.step: moved lazily, at render
             error = e._check_physics()
             if fatal is not None:
@@ -573,11 +573,39 @@ class BatchedVectorEnv(VectorEnv):
                 info.setdefault("is_success", False)
                 ob = e._get_obs()
             self._set_obs(i, ob)
-            self._rewards[i] = float(reward)
-            self._terminations[i] = bool(term)
-            self._truncations[i] = bool(trunc)
-            infos = self._add_info(infos, info, i)
-        return infos
+            rewards.append(reward)
+            terms.append(term)
+            truncs.append(trunc)
+            infos.append(info)
+        self._steps[active] = [envs[i].step_count for i in ids]
+        self._last_action[active] = a[active]
+        self._rewards[active] = rewards
+        self._terminations[active] = terms
+        self._truncations[active] = truncs
+        return self._add_infos(ids, infos)
+
+    def _add_infos(self, ids: list[int], infos: list[dict[str, Any]]) -> dict[str, Any]:
+        """Fresh vector infos of sims ``ids``, as ``_add_info`` sim by sim would build them: a key
+        whose values are all Python bools, ints or floats of one type is one array write (a
+        step's usual info); any other key goes through ``_add_info`` value by value."""
+        n = self.num_envs
+        out: dict[str, Any] = {}
+        for key in dict.fromkeys(k for info in infos for k in info):
+            idx, vals = [], []
+            for i, info in zip(ids, infos):
+                if key in info:
+                    idx.append(i)
+                    vals.append(info[key])
+            tv = type(vals[0])
+            if (tv is bool or tv is int or tv is float) and all(type(v) is tv for v in vals):
+                array = out[key] = np.zeros(n, dtype=tv)
+                array[idx] = vals
+                mask = out["_" + key] = np.zeros(n, dtype=np.bool_)
+                mask[idx] = True
+            else:
+                for i, v in zip(idx, vals):
+                    self._add_info(out, {key: v}, i)
+        return out
 
     def _advance_fast(
         self,
