@@ -1,8 +1,9 @@
 """Parallel workers: the natively batched vector env, its SB3 adapter, process vector envs and
 rollout executors (local, processes, batched, Ray).
 
-- ``BatchedVectorEnv``: N sims of one task on one ``mujoco.batch.Batch`` (Gymnasium
-  ``VectorEnv``; the ``vector_entry_point`` of the simenvs ids, see ``simenvs.vector.entry``).
+- ``BatchedVectorEnv``: N sims of one task in one process, on one ``mujoco.batch.Batch`` for
+  tasks with a vectorized fast path (Gymnasium ``VectorEnv``; the ``vector_entry_point`` of
+  the simenvs ids, see ``simenvs.vector.entry``).
 - ``BatchOps``: the optional vectorized fast path a task can provide (``simenvs.vector.ops``).
 - ``BatchedVecEnv`` / ``make_batched_vec_env``: the same for Stable-Baselines3.
 - ``make_vector_env`` / ``make_sb3_vec_env`` / ``EnvFn``: batched, sync or process workers.

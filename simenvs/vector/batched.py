@@ -99,12 +99,13 @@ def _available_cores() -> int:
 
 
 class BatchedVectorEnv(VectorEnv):
-    """N simulations of one task on a ``mujoco.batch.Batch`` (see the module docstring).
+    """N simulations of one task in one process (see the module docstring).
 
     Args:
         env: env id (``"simenvs/DroneRace-v0"``), ``SimEnv`` subclass, or callable.
         num_envs: number of simulations.
-        nthread: batch threads (None: the cores this process may use, at most ``num_envs``).
+        nthread: threads of the fast path's batch (None: the cores this process may use, at
+            most ``num_envs``); the generic path steps in the calling thread.
         autoreset_mode: ``"NextStep"`` (default), ``"SameStep"`` or ``"Disabled"``.
         fast_path: use the task's vectorized ``BatchOps`` when it has one and obs are state.
         model_mode: how per-sim models are held: "auto" | "expand" | "models" (model_sync).
