@@ -24,12 +24,21 @@ normalized action space); VecNormalize observation statistics are updated from t
 first, and then frozen (``freeze_normalization``, default on). Measured on Grasp: the cloned
 policy reached 90 % validation success; the same weights with the running statistics left
 after 121k PPO steps reached 10 % -- the drift of the statistics alone undid the cloning.
+
+DAgger aggregation across warm starts (``save_data`` / ``init_data``, off by default): a run
+writes its final aggregate (raw observations + expert labels, ``.npz``, read without pickle)
+and a later fine-tune of the same policy starts its aggregate from it instead of from nothing,
+so its first fit on a few expert episodes of a new distribution does not forget the states it
+learned before. Sound only when the expert's label of a state is the same in both
+distributions (a memoryless expert blind to the randomized parameters, e.g. RooftopLanding's).
 """
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,7 +46,7 @@ import torch as th
 
 from .vec import make_env
 
-__all__ = ["PretrainConfig", "pretrain_from_expert"]
+__all__ = ["PretrainConfig", "pretrain_from_expert", "save_dataset", "load_dataset"]
 
 
 @dataclass
@@ -56,6 +65,12 @@ class PretrainConfig:
     # function of the *normalized* observation, so RL rollouts moving the running mean/var
     # silently change what it does.
     freeze_normalization: bool = True
+    # DAgger aggregation across warm starts (off when empty): ``save_data`` writes the final
+    # aggregate (raw observations + expert labels, ``.npz``) there; ``init_data`` starts the
+    # aggregate from such a file (its last ``max_samples``). Only sound for experts whose
+    # labels do not depend on the distribution (e.g. a memoryless function of the observation).
+    init_data: str = ""
+    save_data: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -129,6 +144,40 @@ def _rollouts(
     obs_l = [o for k in order for o in data[k][0]]
     act_l = [a for k in order for a in data[k][1]]
     return obs_l, act_l, [data[k][2] for k in order], [succ[k] for k in order]
+
+
+def save_dataset(path: str | Path, obs: list[Any], acts: list[np.ndarray]) -> Path:
+    """Write a DAgger aggregate (raw, un-normalized observations and expert actions) as
+    ``.npz``; dict observations as ``obs.KEY`` arrays. Atomic (a temporary file renamed)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays: dict[str, np.ndarray] = {"act": np.stack(acts).astype(np.float32)}
+    o = _stack(obs)
+    if isinstance(o, dict):
+        arrays.update({f"obs.{k}": v for k, v in o.items()})
+    else:
+        arrays["obs"] = o
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+    return path
+
+
+def load_dataset(path: str | Path) -> tuple[list[Any], list[np.ndarray]]:
+    """A ``save_dataset`` file as (per-sample observations, per-sample actions) lists."""
+    with np.load(Path(path), allow_pickle=False) as z:
+        acts = z["act"]
+        if "obs" in z.files:
+            obs: list[Any] = list(z["obs"])
+        else:
+            keys = [f[4:] for f in z.files if f.startswith("obs.")]
+            if not keys:
+                raise ValueError(f"{path}: no 'obs' or 'obs.KEY' arrays (has {z.files})")
+            cols = {k: z[f"obs.{k}"] for k in keys}
+            obs = [{k: cols[k][i] for k in keys} for i in range(len(acts))]
+    if len(obs) != len(acts):
+        raise ValueError(f"{path}: {len(obs)} observations but {len(acts)} actions")
+    return obs, list(acts)
 
 
 def _obs_tensor(model: Any, obs: Any) -> Any:
@@ -242,6 +291,10 @@ def pretrain_from_expert(
     all_obs: list[Any] = []
     all_act: list[np.ndarray] = []
     report: dict[str, Any] = {"rounds": []}
+    if cfg.init_data:  # DAgger aggregation across warm starts (see PretrainConfig)
+        all_obs, all_act = load_dataset(cfg.init_data)
+        all_obs, all_act = all_obs[-cfg.max_samples :], all_act[-cfg.max_samples :]
+        report["init_samples"] = len(all_act)
 
     def policy_act(o: Any) -> np.ndarray:
         with th.no_grad():
@@ -308,6 +361,9 @@ def pretrain_from_expert(
     finally:
         for e in envs:
             e.close()
+    if cfg.save_data:
+        save_dataset(cfg.save_data, all_obs, all_act)
+        report["saved_samples"] = len(all_act)
     if vn is not None and cfg.freeze_normalization:
         vn.training = False  # obs and return statistics stay as pretraining left them
         report["normalization_frozen"] = True

@@ -415,6 +415,7 @@ def policy_rows(name: str, data: dict[str, Any]) -> list[dict[str, Any]]:
         summary["finetune_budget"] = {
             "ft_bc": bv.get("ft_bc"), "ft_rl_steps": bv.get("ft_rl_steps"),
             "ft_scale": rec.get("ft_scale", 1), "bc_scale": rec.get("bc_scale", 1),
+            "ft_keep_data": rec.get("ft_keep_data", False),
         }  # fmt: skip
     summary["finetune_dagger_success"] = {
         t: st[k].get("dagger_success") for t, k in (("broad", "control"), ("simopt", "finetune"),

@@ -118,6 +118,11 @@ class Recipe:
     # control and oracle get the same): a distribution far from stage 1's needs more rounds
     # for the warm-started policy to recover from its own mistakes there.
     ft_scale: int = 1
+    # DAgger aggregation across warm starts (``SB3Trainer.keep_data``): stage 1 saves its
+    # BC/DAgger dataset and each fine-tune (adapted, control; the oracle's from the oracle's
+    # stage 1) starts its aggregate from it instead of from nothing. Only for experts whose
+    # labels are the same function in every distribution (memoryless, blind to the params).
+    ft_keep_data: bool = False
     note: str = ""
     # Hidden values of a ``proxy:hidden`` reality ({param: value}, simulator names, must cover
     # ``params``); None: ``edge_truth``, each param just outside the training prior.
@@ -141,6 +146,11 @@ RECIPES: dict[str, Recipe] = {
     # fine-tuned in the wind was still climbing (DAgger success 0.12 -> 0.62) when it stopped,
     # while the one on the calm prior had reached 1.0. Doubled, the fine-tunes in the wind
     # still vary a lot with the DAgger seed (adapted policy 28-72 % in the reality).
+    # ft_keep_data (fine-tunes start their DAgger aggregate from stage 1's 112k samples) was
+    # measured and left off: over the same four fine-tune seeds (same stage 1 and SimOpt) it
+    # narrowed the spread but lowered the means: broad 35-50 % (mean 43), adapted 34-50 %
+    # (43), oracle 54-75 % (60), against 32-60 (45), 28-72 (49), 55-82 (65) without; the
+    # target held for one seed in four either way, and each fine-tune took ~2x longer.
     "simenvs/RooftopLanding-v0": Recipe(
         {"obs_mode": "state", "clutter_density": 0.0},
         ["dynamics.quad.thrust_scale", "dynamics.quad.wind[0]", "dynamics.quad.wind[1]"],
@@ -306,7 +316,7 @@ def _now() -> str:
 
 
 # Values that settings recorded later had before they existed (older run folders lack them).
-_BEFORE_RECORDED: dict[str, Any] = {"recipe.ft_scale": 1}
+_BEFORE_RECORDED: dict[str, Any] = {"recipe.ft_scale": 1, "recipe.ft_keep_data": False}
 
 
 def _changed_values(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
@@ -663,6 +673,7 @@ class Context:
             overrides=overrides,
             finetune_timesteps=int(b["ft_rl_steps"]),
             finetune_pretrain=ft,
+            keep_data=self.recipe.ft_keep_data,
             verbose=1 if self.budget_name != "smoke" else 0,
         )
 
@@ -917,7 +928,7 @@ def stage_oracle(ctx: Context) -> dict[str, Any]:
     )
     trainer = ctx.trainer()
     stage1, ft_dir = ctx.oracle_dirs
-    reused = _finished_run(stage1, trainer.train_config(fragment).to_dict())
+    reused = _finished_run(stage1, trainer.train_config(fragment, stage1).to_dict())
     if reused:
         ctx.log(f"oracle stage 1 reused: {_rel(ctx, stage1)} finished with this very config")
         first = _policy(stage1)
@@ -937,7 +948,9 @@ def stage_oracle(ctx: Context) -> dict[str, Any]:
 def _finished_run(run_dir: Path, config: Mapping[str, Any]) -> bool:
     """Whether ``run_dir`` holds a finished training run of exactly ``config`` (its
     ``config.json`` agrees on every key, its ``metrics.json`` reached the step budget):
-    e.g. the oracle's stage 1 when only the fine-tune budget changed (``rerun_from``)."""
+    e.g. the oracle's stage 1 when only the fine-tune budget changed (``rerun_from``).
+    Where the run saves its BC/DAgger dataset (``pretrain.save_data``), the file must be there;
+    its path is not compared (a copied run folder names the original's)."""
     import json
 
     from simenvs.agents.run_dir import read_json
@@ -945,8 +958,17 @@ def _finished_run(run_dir: Path, config: Mapping[str, Any]) -> bool:
     run_dir = Path(run_dir)
     if not all((run_dir / f).is_file() for f in ("model.zip", "config.json", "metrics.json")):
         return False
-    stored = read_json(run_dir / "config.json")
-    want = json.loads(json.dumps(dict(config), default=float))
+
+    def no_data_path(c: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        pre = c.get("pretrain")
+        if not isinstance(pre, dict) or "save_data" not in pre:
+            return c, False
+        return {**c, "pretrain": {k: v for k, v in pre.items() if k != "save_data"}}, True
+
+    stored, _ = no_data_path(read_json(run_dir / "config.json"))
+    want, saves = no_data_path(json.loads(json.dumps(dict(config), default=float)))
+    if saves and not (run_dir / Path(config["pretrain"]["save_data"]).name).is_file():
+        return False
     if any(stored.get(k) != v for k, v in want.items()):
         return False
     steps = read_json(run_dir / "metrics.json").get("num_timesteps")
@@ -1159,6 +1181,7 @@ def run_pipeline(
             "truth": recipe.truth,
             "bc_scale": recipe.bc_scale,
             "ft_scale": recipe.ft_scale,
+            "ft_keep_data": recipe.ft_keep_data,
         },
         "budget_values": b,
     }

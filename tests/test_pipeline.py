@@ -322,3 +322,46 @@ def test_finetune_budget_scales_per_recipe_only() -> None:
     assert {k: v for k, v in land.items() if k not in ("episodes", "dagger_iters")} == {
         k: v for k, v in base.items() if k not in ("episodes", "dagger_iters")
     }
+
+
+def test_finetunes_start_from_stage1_data_only_where_the_recipe_keeps_it(
+    smoke_run: tuple[Path, dict, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``Recipe.ft_keep_data``: off (DroneRace, the README's main job) no dataset is saved and
+    every fine-tune starts from nothing; on, all three fine-tunes (adapted, control, oracle from
+    the oracle's own stage 1) start their DAgger aggregate from their stage 1's samples."""
+    import dataclasses
+    import shutil
+
+    from simenvs.agents.pretrain import load_dataset
+    from simenvs.agents.run_dir import read_json
+
+    src, _, _ = smoke_run
+    assert not list(src.rglob("pretrain_data*"))
+    pairs = {"finetune/adapted": "train", "finetune/control": "train",
+             "oracle/finetune": "oracle/train"}  # fmt: skip
+    for ft in pairs:
+        assert "init_samples" not in read_json(src / ft / "metrics.json")["pretrain"]
+    out = tmp_path / "run"
+    shutil.copytree(src, out)
+    monkeypatch.setitem(
+        RECIPES, DEFAULT_ENV_ID, dataclasses.replace(RECIPES[DEFAULT_ENV_ID], ft_keep_data=True)
+    )
+    con, _ = _quiet()
+    with pytest.raises(PipelineError, match=r"recipe\.ft_keep_data"):
+        run_pipeline(out=out, budget="smoke", console=con, oracle=True)
+    with pytest.raises(FileNotFoundError, match=r"train/pretrain_data\.npz.*retrain"):
+        run_pipeline(out=out, budget="smoke", console=con, oracle=True, rerun_from="finetune")
+    new = run_pipeline(
+        out=out, budget="smoke", console=con, oracle=True, rerun_from="train", until="oracle"
+    )
+    assert new["stages"]["oracle"]["result"]["stage1_reused"] is False  # saved no data before
+    for ft, stage1 in pairs.items():
+        first = read_json(out / stage1 / "metrics.json")["pretrain"]
+        pre = read_json(out / ft / "metrics.json")["pretrain"]
+        n1 = first["saved_samples"]
+        assert pre["init_samples"] == n1 == first["rounds"][-1]["samples"], ft
+        assert pre["rounds"][0]["samples"] > n1, ft
+        obs1, _ = load_dataset(out / stage1 / "pretrain_data.npz")
+        obs2, _ = load_dataset(out / ft / "pretrain_data.npz")
+        assert np.array_equal(np.stack(obs2[:n1]), np.stack(obs1)), ft

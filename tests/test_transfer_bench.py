@@ -118,6 +118,7 @@ def test_comparison_names_the_common_finetune_budget_and_its_dagger_rounds() -> 
     data["stages"]["eval_real"]["result"]["reused"] = ["before", "expert"]
     s = transfer.policy_rows("DroneRace", data)[-1]
     assert s["finetune_budget"]["ft_scale"] == 2 and s["finetune_budget"]["ft_rl_steps"] == 2048
+    assert s["finetune_budget"]["ft_keep_data"] is False  # recorded before it existed: off
     assert s["finetune_dagger_success"] == {
         "broad": curves["control"],
         "simopt": curves["finetune"],

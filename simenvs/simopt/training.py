@@ -45,7 +45,11 @@ __all__ = [
     "warm_start",
     "finetune",
     "evaluate_success",
+    "PRETRAIN_DATA",
 ]
+
+# A run's BC/DAgger dataset, saved next to its model with ``SB3Trainer(keep_data=True)``.
+PRETRAIN_DATA = "pretrain_data.npz"
 
 
 def merged_spec(
@@ -232,8 +236,12 @@ class SB3Trainer:
     ``pretrain``, ``n_envs``, ``eval_freq``...); ``base_randomization``: what the fragment is
     merged over (default: the config's randomization, else "default"); ``finetune_timesteps``:
     RL steps per warm-started iteration (default: the first run's ``total_timesteps``);
-    ``finetune_pretrain``: BC/DAgger rounds on the new distribution before those steps.
-    ``runs`` lists the run folders made, in order.
+    ``finetune_pretrain``: BC/DAgger rounds on the new distribution before those steps;
+    ``keep_data``: DAgger aggregation across warm starts: every run saves its BC/DAgger
+    dataset (``PRETRAIN_DATA``, raw observations + expert labels) and a fine-tune starts its
+    aggregate from the previous run's (``PretrainConfig.init_data``/``save_data``; sound for
+    experts whose labels do not depend on the distribution). ``runs`` lists the run folders
+    made, in order.
     """
 
     env_id: str
@@ -244,10 +252,14 @@ class SB3Trainer:
     finetune_pretrain: dict[str, Any] | None = None
     device: str = "cpu"
     verbose: int = 0
+    keep_data: bool = False
     runs: list[str] = field(default_factory=list)
 
-    def train_config(self, fragment: Mapping[str, Any] | None) -> Any:
-        """The ``TrainConfig`` of one run: base config + overrides + the merged spec."""
+    def train_config(
+        self, fragment: Mapping[str, Any] | None, run_dir: str | os.PathLike | None = None
+    ) -> Any:
+        """The ``TrainConfig`` of one run: base config + overrides + the merged spec (with
+        ``keep_data``, the BC/DAgger dataset of a first run in ``run_dir`` is saved there)."""
         from simenvs.agents.config import TrainConfig, load_config
 
         cfg = self.config if self.config is not None else load_config(self.env_id)
@@ -262,6 +274,8 @@ class SB3Trainer:
         env_kwargs = dict(d.get("env_kwargs") or {})
         env_kwargs.pop("randomization", None)
         d["env_kwargs"] = env_kwargs
+        if self.keep_data and d.get("pretrain") and run_dir is not None:
+            d["pretrain"] = {**d["pretrain"], "save_data": str(Path(run_dir) / PRETRAIN_DATA)}
         d["randomization"] = merged_spec(self.env_id, fragment, base, env_kwargs)
         eval_kwargs = dict(d.get("eval_env_kwargs") or {})
         if eval_kwargs and "randomization" not in eval_kwargs:
@@ -276,16 +290,28 @@ class SB3Trainer:
     def __call__(self, request: TrainRequest) -> SB3PolicyFactory:
         from simenvs.agents.train import train
 
-        cfg = self.train_config(request.spec)
         out = Path(request.run_dir)
+        cfg = self.train_config(request.spec, out)
         previous = request.previous
         if isinstance(previous, SB3PolicyFactory):
             steps = self.finetune_timesteps
             if steps is None:
                 steps = cfg.total_timesteps
+            pretrain = self.finetune_pretrain
+            if self.keep_data and pretrain:
+                data = Path(previous.run_dir) / PRETRAIN_DATA
+                if not data.is_file():
+                    raise FileNotFoundError(
+                        f"keep_data: {data} not found; the run {previous.run_dir} was trained "
+                        "without saving its BC/DAgger dataset (retrain it with keep_data)"
+                    )
+                pretrain = {
+                    **pretrain,
+                    "init_data": str(data),
+                    "save_data": str(out / PRETRAIN_DATA),
+                }
             finetune(
-                previous, cfg, out, int(steps), pretrain=self.finetune_pretrain,
-                verbose=self.verbose,
+                previous, cfg, out, int(steps), pretrain=pretrain, verbose=self.verbose,
             )  # fmt: skip
         else:  # first iteration (or a non-SB3 previous policy, e.g. the scripted expert)
             train(cfg, out, progress_bar=False, verbose=self.verbose)
