@@ -339,6 +339,35 @@ def test_physics_error_resets_only_that_sim(task):
     ref.close()
 
 
+def test_mujoco_error_in_one_generic_sim_truncates_only_that_sim():
+    """A MuJoCo error raised by one task's physics (the generic path steps each task's own
+    MjData) ends that sim's episode with the message in its info; the others step on."""
+    import mujoco
+
+    kw = {"obs_mode": "state", "randomization": "default", "n_textures": 1}
+    venv = BatchedVectorEnv(ToyPushEnv, 3, **kw)
+    ref = SyncVectorEnv([lambda: ToyPushEnv(**kw) for _ in range(3)])
+    venv.reset(seed=2)
+    ref.reset(seed=2)
+    a = np.full((3, 2), 0.3)
+
+    def fail() -> None:
+        raise mujoco.FatalError("mj_stackAlloc: out of memory")
+
+    venv.envs[1]._integrate = fail
+    obs, rew, term, trunc, info = venv.step(a)
+    obs_r = ref.step(a)[0]
+    assert trunc.tolist() == [False, True, False] and not term.any() and rew[1] == 0.0
+    assert info["_physics_error"].tolist() == [False, True, False]
+    assert "MuJoCo error: mj_stackAlloc: out of memory" in info["physics_error"][1]
+    np.testing.assert_array_equal(obs[[0, 2]], obs_r[[0, 2]])
+    del venv.envs[1]._integrate  # the next step resets sim 1 (NEXT_STEP) and carries on
+    obs, _, term, trunc, info = venv.step(a)
+    assert np.all(np.isfinite(obs)) and info["_params"].tolist() == [False, True, False]
+    venv.close()
+    ref.close()
+
+
 def test_set_randomization_reaches_every_sim_and_sb3_adapter():
     fixed = {"dynamics.box_mass": {"dist": "constant", "value": 3.0}}
     venv = BatchedVectorEnv(FastToyPush, 3, obs_mode="state", n_textures=1)
