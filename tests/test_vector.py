@@ -301,8 +301,17 @@ def test_image_observations_match_single_envs():
     ref.close()
 
 
-@pytest.mark.parametrize("task", [ToyPushEnv, FastToyPush], ids=["generic", "fast"])
-def test_physics_error_resets_only_that_sim(task):
+@pytest.mark.parametrize(
+    "task, failure",
+    [(ToyPushEnv, "diverged"), (FastToyPush, "diverged"), (ToyPushEnv, "mujoco_error")],
+    ids=["generic", "fast", "generic-mujoco-error"],
+)
+def test_physics_error_resets_only_that_sim(task, failure):
+    """A sim that diverges, or whose own physics raises a MuJoCo error (the generic path steps
+    each task's own MjData), ends its episode with the reason in its info; the others step on
+    untouched, and the next step resets it (NEXT_STEP)."""
+    import mujoco
+
     kw = {"obs_mode": "state", "randomization": "default", "n_textures": 1}
     venv = BatchedVectorEnv(task, 3, **kw)
     ref = SyncVectorEnv([lambda: task(**kw) for _ in range(3)])
@@ -312,58 +321,31 @@ def test_physics_error_resets_only_that_sim(task):
     for _ in range(3):
         venv.step(a)
         ref.step(a)
-    # sim 1 blows up during the next step (the generic path steps from the task's MjData)
-    if venv.ops is None:
+    if failure == "mujoco_error":
+
+        def fail() -> None:
+            raise mujoco.FatalError("mj_stackAlloc: out of memory")
+
+        venv.envs[1]._integrate = fail
+        reason = "MuJoCo error: mj_stackAlloc: out of memory"
+    elif venv.ops is None:  # sim 1 blows up during the next step
         venv.envs[1].data.qvel[0] = 1e30
+        reason = "diverged"
     else:
         venv.batch.qvel[1, 0] = 1e30
+        reason = "diverged"
     obs, rew, term, trunc, info = venv.step(a)
     obs_r, rew_r, *_ = ref.step(a)
     assert trunc.tolist() == [False, True, False] and not term.any()
     assert info["_physics_error"].tolist() == [False, True, False]
-    assert "diverged" in info["physics_error"][1] and rew[1] == 0.0
+    assert reason in info["physics_error"][1] and rew[1] == 0.0
     np.testing.assert_array_equal(obs[[0, 2]], obs_r[[0, 2]])  # the others continue untouched
+    if failure == "mujoco_error":
+        del venv.envs[1]._integrate
     obs, _, term, trunc, info = venv.step(a)  # NEXT_STEP: sim 1 is reset, the others step
-    assert (
-        np.all(np.isfinite(obs))
-        and "params" in info
-        and info["_params"].tolist()
-        == [
-            False,
-            True,
-            False,
-        ]
-    )
+    assert np.all(np.isfinite(obs)) and "params" in info
+    assert info["_params"].tolist() == [False, True, False]
     np.testing.assert_array_equal(obs[[0, 2]], ref.step(a)[0][[0, 2]])
-    venv.close()
-    ref.close()
-
-
-def test_mujoco_error_in_one_generic_sim_truncates_only_that_sim():
-    """A MuJoCo error raised by one task's physics (the generic path steps each task's own
-    MjData) ends that sim's episode with the message in its info; the others step on."""
-    import mujoco
-
-    kw = {"obs_mode": "state", "randomization": "default", "n_textures": 1}
-    venv = BatchedVectorEnv(ToyPushEnv, 3, **kw)
-    ref = SyncVectorEnv([lambda: ToyPushEnv(**kw) for _ in range(3)])
-    venv.reset(seed=2)
-    ref.reset(seed=2)
-    a = np.full((3, 2), 0.3)
-
-    def fail() -> None:
-        raise mujoco.FatalError("mj_stackAlloc: out of memory")
-
-    venv.envs[1]._integrate = fail
-    obs, rew, term, trunc, info = venv.step(a)
-    obs_r = ref.step(a)[0]
-    assert trunc.tolist() == [False, True, False] and not term.any() and rew[1] == 0.0
-    assert info["_physics_error"].tolist() == [False, True, False]
-    assert "MuJoCo error: mj_stackAlloc: out of memory" in info["physics_error"][1]
-    np.testing.assert_array_equal(obs[[0, 2]], obs_r[[0, 2]])
-    del venv.envs[1]._integrate  # the next step resets sim 1 (NEXT_STEP) and carries on
-    obs, _, term, trunc, info = venv.step(a)
-    assert np.all(np.isfinite(obs)) and info["_params"].tolist() == [False, True, False]
     venv.close()
     ref.close()
 
