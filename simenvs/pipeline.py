@@ -21,7 +21,8 @@ unchanged policy files):
 4. ``simopt``    SimOpt (REPS) fits a Gaussian over dynamics parameters to those files, from a
                  broad search prior (moments of the env's "wide" preset);
 5. ``finetune``  the stage-1 policy warm-started and fine-tuned (DAgger + PPO) on the adapted
-                 distribution;
+                 distribution (or, where the recipe says ``adapted_from_scratch``, a new stage 1
+                 + fine-tune on it, the oracle's budget);
 6. ``control``   the same fine-tune budget on the original prior: separates the effect of
                  adaptation from that of extra training;
 7. ``oracle``    (``--oracle``, off by default) the same training budget, stage 1 and fine-tune,
@@ -123,6 +124,11 @@ class Recipe:
     # stage 1) starts its aggregate from it instead of from nothing. Only for experts whose
     # labels are the same function in every distribution (memoryless, blind to the params).
     ft_keep_data: bool = False
+    # Train the adapted policy as the oracle is trained (stage 1 + fine-tune, both on SimOpt's
+    # distribution, the budget of the broad policy's stage 1 + fine-tune) instead of
+    # fine-tuning the broad stage 1: for distributions so far from the prior that a warm start
+    # carries the prior's habits (Chebotar et al. retrain on each updated distribution).
+    adapted_from_scratch: bool = False
     note: str = ""
     # Hidden values of a ``proxy:hidden`` reality ({param: value}, simulator names, must cover
     # ``params``); None: ``edge_truth``, each param just outside the training prior.
@@ -293,7 +299,7 @@ STAGES: tuple[tuple[str, str], ...] = (
     ("eval_sim", "evaluate in simulation"),
     ("collect", "collect rollouts in the stand-in reality"),
     ("simopt", "SimOpt: adapt the dynamics distribution to the real rollouts"),
-    ("finetune", "fine-tune on the adapted distribution (warm start)"),
+    ("finetune", "train on the adapted distribution (warm start, or the recipe's from scratch)"),
     ("control", "control: the same fine-tune on the original prior"),
     ("oracle", "oracle: the same training budget on the hidden true parameters"),
     ("eval_real", "evaluate in the stand-in reality: before / after adaptation"),
@@ -316,7 +322,11 @@ def _now() -> str:
 
 
 # Values that settings recorded later had before they existed (older run folders lack them).
-_BEFORE_RECORDED: dict[str, Any] = {"recipe.ft_scale": 1, "recipe.ft_keep_data": False}
+_BEFORE_RECORDED: dict[str, Any] = {
+    "recipe.ft_scale": 1,
+    "recipe.ft_keep_data": False,
+    "recipe.adapted_from_scratch": False,
+}
 
 
 def _changed_values(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
@@ -559,6 +569,11 @@ class Context:
     @property
     def control_dir(self) -> Path:
         return self.root / "finetune" / "control"
+
+    @property
+    def adapted_stage1_dir(self) -> Path:
+        """Stage 1 of an adapted policy trained from scratch (``Recipe.adapted_from_scratch``)."""
+        return self.root / "finetune" / "adapted_stage1"
 
     @property
     def oracle_dirs(self) -> tuple[Path, Path]:
@@ -874,7 +889,11 @@ def stage_finetune(ctx: Context) -> dict[str, Any]:
     from simenvs.agents.run_dir import read_json
 
     dist = read_json(ctx.simopt_dir / "distribution.json")
-    return _finetune(ctx, ctx.adapted_dir, dist["spec"], "SimOpt's adapted distribution")
+    if not ctx.recipe.adapted_from_scratch:
+        return _finetune(ctx, ctx.adapted_dir, dist["spec"], "SimOpt's adapted distribution")
+    ctx.log(f"adapted policy trained from scratch on SimOpt's distribution: {_budget_line(ctx)}")
+    res = _two_stage(ctx, dist["spec"], ctx.adapted_stage1_dir, ctx.adapted_dir, "adapted")
+    return {**res, "from_scratch": True}
 
 
 def stage_control(ctx: Context) -> dict[str, Any]:
@@ -907,8 +926,6 @@ def truth_fragment(
 
 
 def stage_oracle(ctx: Context) -> dict[str, Any]:
-    from simenvs.simopt import TrainRequest
-
     if not ctx.oracle:
         ctx.log("oracle disabled (pass --oracle to train one)")
         return {"skipped": True}
@@ -919,18 +936,28 @@ def stage_oracle(ctx: Context) -> dict[str, Any]:
             f"{ctx.real} gives no simulator value for {missing}: no oracle can be trained"
         )
     fragment = truth_fragment(ctx.env_id, ctx.env_kwargs(), truth)
+    ctx.log(f"oracle on the hidden truth {truth}: {_budget_line(ctx)}")
+    return {**_two_stage(ctx, fragment, *ctx.oracle_dirs, "oracle"), "truth": truth}
+
+
+def _budget_line(ctx: Context) -> str:
     bc, ft = ctx.pretrain()
-    ctx.log(
-        f"oracle on the hidden truth {truth}: the budget of stage 1 ({bc['episodes']} expert "
-        f"episodes + {bc['dagger_iters']} DAgger rounds, {ctx.budget['rl_steps']} PPO steps) "
-        f"and of one fine-tune ({ft['episodes']} + {ft['dagger_iters']} rounds, "
-        f"{ctx.budget['ft_rl_steps']} steps)"
+    return (
+        f"the budget of stage 1 ({bc['episodes']} expert episodes + {bc['dagger_iters']} "
+        f"DAgger rounds, {ctx.budget['rl_steps']} PPO steps) and of one fine-tune "
+        f"({ft['episodes']} + {ft['dagger_iters']} rounds, {ctx.budget['ft_rl_steps']} steps)"
     )
+
+
+def _two_stage(ctx: Context, fragment: dict[str, Any], stage1: Path, ft_dir: Path, who: str):
+    """Stage 1 then one fine-tune, both on ``fragment`` (the oracle's training, and the
+    adapted policy's from scratch). A stage 1 that finished with this very config is reused."""
+    from simenvs.simopt import TrainRequest
+
     trainer = ctx.trainer()
-    stage1, ft_dir = ctx.oracle_dirs
     reused = _finished_run(stage1, trainer.train_config(fragment, stage1).to_dict())
     if reused:
-        ctx.log(f"oracle stage 1 reused: {_rel(ctx, stage1)} finished with this very config")
+        ctx.log(f"{who} stage 1 reused: {_rel(ctx, stage1)} finished with this very config")
         first = _policy(stage1)
     else:
         first = trainer(TrainRequest(0, None, None, fragment, _fresh_dir(stage1), None))
@@ -939,7 +966,6 @@ def stage_oracle(ctx: Context) -> dict[str, Any]:
         "run_dir": _rel(ctx, ft_dir),
         "stage1_dir": _rel(ctx, stage1),
         "stage1_reused": reused,
-        "truth": truth,
         "dagger_success": [r.get("success") for r in _pretrain_rounds(ft_dir)],
         "spec": fragment,
     }
@@ -1182,6 +1208,7 @@ def run_pipeline(
             "bc_scale": recipe.bc_scale,
             "ft_scale": recipe.ft_scale,
             "ft_keep_data": recipe.ft_keep_data,
+            "adapted_from_scratch": recipe.adapted_from_scratch,
         },
         "budget_values": b,
     }

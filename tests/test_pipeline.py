@@ -365,3 +365,48 @@ def test_finetunes_start_from_stage1_data_only_where_the_recipe_keeps_it(
         obs1, _ = load_dataset(out / stage1 / "pretrain_data.npz")
         obs2, _ = load_dataset(out / ft / "pretrain_data.npz")
         assert np.array_equal(np.stack(obs2[:n1]), np.stack(obs1)), ft
+
+
+def test_adapted_policy_from_scratch_trains_its_own_stage1_on_the_adapted_distribution(
+    smoke_run: tuple[Path, dict, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``Recipe.adapted_from_scratch``: the adapted policy gets the oracle's treatment (a new
+    stage 1 and a fine-tune, both on SimOpt's distribution) instead of a warm start from the
+    broad stage 1; the broad stage 1 and SimOpt's result stay as they were."""
+    import dataclasses
+    import shutil
+
+    from simenvs.agents.run_dir import read_json
+
+    src, data, _ = smoke_run
+    out = tmp_path / "run"
+    shutil.copytree(src, out)
+    monkeypatch.setitem(
+        RECIPES,
+        DEFAULT_ENV_ID,
+        dataclasses.replace(RECIPES[DEFAULT_ENV_ID], adapted_from_scratch=True),
+    )
+    con, _ = _quiet()
+    with pytest.raises(PipelineError, match=r"recipe\.adapted_from_scratch"):
+        run_pipeline(out=out, budget="smoke", console=con, oracle=True)
+    broad = (out / "train/model.zip").read_bytes()
+    new = run_pipeline(
+        out=out, budget="smoke", console=con, oracle=True, rerun_from="finetune", until="finetune"
+    )
+    res = new["stages"]["finetune"]["result"]
+    assert res["from_scratch"] is True and res["stage1_reused"] is False
+    stage1, tuned = out / "finetune/adapted_stage1", out / "finetune/adapted"
+    spec = read_json(out / "simopt/distribution.json")["spec"]
+    assert res["spec"] == spec
+    first = read_json(stage1 / "config.json")
+    assert first.get("warm_start_from") is None  # trained from nothing, not from train/
+    assert first["randomization"] == read_json(tuned / "config.json")["randomization"]
+    assert first["randomization"] != read_json(out / "train/config.json")["randomization"]
+    assert read_json(tuned / "simopt_request.json")["warm_start_from"] == str(stage1)
+    assert (out / "train/model.zip").read_bytes() == broad
+    assert new["stages"]["simopt"] == data["stages"]["simopt"]
+    # a rerun of the stage keeps the finished stage 1 trained with this very config
+    again = run_pipeline(
+        out=out, budget="smoke", console=con, oracle=True, rerun_from="finetune", until="finetune"
+    )
+    assert again["stages"]["finetune"]["result"]["stage1_reused"] is True
