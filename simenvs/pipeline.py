@@ -976,7 +976,8 @@ def _finished_run(run_dir: Path, config: Mapping[str, Any]) -> bool:
     ``config.json`` agrees on every key, its ``metrics.json`` reached the step budget):
     e.g. the oracle's stage 1 when only the fine-tune budget changed (``rerun_from``).
     Where the run saves its BC/DAgger dataset (``pretrain.save_data``), the file must be there;
-    its path is not compared (a copied run folder names the original's)."""
+    its path is not compared (a copied run folder names the original's), nor is the path of
+    the YAML the config came from (a checkout elsewhere; its values are compared)."""
     import json
 
     from simenvs.agents.run_dir import read_json
@@ -995,7 +996,7 @@ def _finished_run(run_dir: Path, config: Mapping[str, Any]) -> bool:
     want, saves = no_data_path(json.loads(json.dumps(dict(config), default=float)))
     if saves and not (run_dir / Path(config["pretrain"]["save_data"]).name).is_file():
         return False
-    if any(stored.get(k) != v for k, v in want.items()):
+    if any(stored.get(k) != v for k, v in want.items() if k != "config_file"):
         return False
     steps = read_json(run_dir / "metrics.json").get("num_timesteps")
     return steps is not None and int(steps) >= int(want.get("total_timesteps", 0))

@@ -410,3 +410,18 @@ def test_adapted_policy_from_scratch_trains_its_own_stage1_on_the_adapted_distri
         out=out, budget="smoke", console=con, oracle=True, rerun_from="finetune", until="finetune"
     )
     assert again["stages"]["finetune"]["result"]["stage1_reused"] is True
+
+
+def test_finished_run_compares_values_not_where_the_config_file_lives(tmp_path: Path) -> None:
+    """A copied run folder (or a checkout elsewhere) keeps its finished stage 1: the YAML's
+    path is provenance, the values it gave are what must agree."""
+    from simenvs.pipeline import _finished_run
+
+    cfg = {"env_id": "e", "seed": 0, "total_timesteps": 8, "config_file": "/a/agents/x.yaml"}
+    for f in ("model.zip", "metrics.json"):
+        (tmp_path / f).write_text("{}")
+    (tmp_path / "metrics.json").write_text(json.dumps({"num_timesteps": 8}))
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    assert _finished_run(tmp_path, {**cfg, "config_file": "/b/agents/x.yaml"})
+    assert not _finished_run(tmp_path, {**cfg, "seed": 1})
+    assert not _finished_run(tmp_path, {**cfg, "total_timesteps": 16})
