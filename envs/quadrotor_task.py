@@ -156,6 +156,14 @@ class QuadrotorTask(SimEnv):
         self._xfrc = self.data.xfrc_applied[self.quad.body_id]
         self._force = self.data.actuator_force
         self._thrust_i = int(self.quad.cmd_ids[0]) if self.action_mode == "ctbr" else -1
+        self._prop_radius = self.quad.p.prop_radius
+        q = self.quad
+        # CTBR's affine action map as Python values (apply_action unrolls it)
+        self._cmd_map = (
+            (q._ctrl, tuple(q._cmd_idx), tuple(q._scale_l), tuple(q._offset_l))
+            if self.action_mode == "ctbr"
+            else None
+        )
         imu = [
             ParamDef("sensor.imu.pos_noise_std", 0.0, 0.0, 0.05, unit="m",
                      doc="position estimate noise"),
@@ -244,17 +252,35 @@ class QuadrotorTask(SimEnv):
         return self.quad.action_layout()
 
     def apply_action(self, action: np.ndarray) -> None:
+        # one function, Python floats only: this runs every control step (the physics of an
+        # env step costs ~30 us, so each call and array read here shows)
         a = action.tolist()
+        a0, a1, a2, a3 = a
         q = self.quad
-        q.apply(a)
+        cmd = self._cmd_map
+        if cmd is None:
+            q.apply(a)
+        else:  # CTBR: the affine map of Quadrotor.apply, unrolled
+            c, (i0, i1, i2, i3), (s0, s1, s2, s3), (f0, f1, f2, f3) = cmd
+            c[i0] = a0 * s0 + f0
+            c[i1] = a1 * s1 + f1
+            c[i2] = a2 * s2 + f2
+            c[i3] = a3 * s3 + f3
         wind = self.air_velocity()
-        if wind is not None:  # drag reference in the body axes of the current attitude
-            q.apply_wind(wind)
-        if self.ground_effect:
-            self._apply_ground_effect()
+        if wind is not None or self.ground_effect:
+            qp = q.v_qpos.tolist()
+            r = q.rot_list(qp[3:])  # the attitude of the current qpos (cached)
+            if wind is not None:  # drag reference in the body axes: (R^T w)_k = R[:, k] . w
+                wx, wy, wz = wind
+                c, (j0, j1, j2) = q._ctrl, q._drag_idx
+                c[j0] = r[0] * wx + r[3] * wy + r[6] * wz
+                c[j1] = r[1] * wx + r[4] * wy + r[7] * wz
+                c[j2] = r[2] * wx + r[5] * wy + r[8] * wz
+            if self.ground_effect:
+                self._ground_effect_at(qp[0], qp[1], qp[2], r)
         p = self._prev_action
         self._action_change2 = (
-            (a[0] - p[0]) ** 2 + (a[1] - p[1]) ** 2 + (a[2] - p[2]) ** 2 + (a[3] - p[3]) ** 2
+            (a0 - p[0]) ** 2 + (a1 - p[1]) ** 2 + (a2 - p[2]) ** 2 + (a3 - p[3]) ** 2
         )
         self._prev_action = a
 
@@ -263,14 +289,12 @@ class QuadrotorTask(SimEnv):
         step by ``apply_action``; subclasses add gusts here."""
         return self._wind_l if self._has_wind else None
 
-    def _apply_ground_effect(self) -> None:
-        q = self.quad
-        x, y, z = q.v_pos.tolist()
+    def _ground_effect_at(self, x: float, y: float, z: float, r: list[float]) -> None:
+        """Extra thrust near the surface below (x, y) along body z (``r``: the attitude)."""
         gh = self.ground_height(x, y) if self._uneven else 0.0
-        f = ground_effect_factor(z - gh, q.p.prop_radius)
-        r = q.rot_list()
+        f = ground_effect_factor(z - gh, self._prop_radius)
         i = self._thrust_i
-        k = (f - 1.0) * (float(self._force[i]) if i >= 0 else q.thrust(self.data))
+        k = (f - 1.0) * (self._force.item(i) if i >= 0 else self.quad.thrust(self.data))
         xf = self._xfrc  # along body z
         xf[0] = k * r[2]
         xf[1] = k * r[5]
@@ -322,11 +346,26 @@ class QuadrotorTask(SimEnv):
     def state_obs(self) -> np.ndarray:
         # one list of Python floats and one conversion: several times cheaper than
         # concatenating six small arrays (values are the float64 ones rounded to float32)
-        o = self._quad_state_list()
-        task = self.task_state()
-        o += task if type(task) is list else np.asarray(task, dtype=np.float64).ravel().tolist()
+        q = self.quad
+        p = q.v_qpos.tolist()
+        v = q.v_qvel.tolist()
+        o = p[:3] + v[:3] + q.rot_list(p[3:]) + v[3:]  # _quad_state_list(), inlined
+        if self._imu_noisy:
+            i = self._noise_i  # _imu_noise(), inlined but for the refills
+            if i < len(self._noise_buf):
+                self._noise_i = i + 1
+                o = list(map(operator.add, o, self._noise_buf[i]))
+            else:
+                o = list(map(operator.add, o, self._imu_noise()))
+        o += self._task_state_list(p)
         o += self.last_action.tolist()
         return np.array(o, dtype=np.float32)
+
+    def _task_state_list(self, qpos: list[float]) -> list[float]:
+        """``task_state()`` as a list of floats (``qpos``: the quad's 7 qpos values, read
+        already; a subclass may use them instead of reading them again)."""
+        task = self.task_state()
+        return task if type(task) is list else np.asarray(task, dtype=np.float64).ravel().tolist()
 
     def neutral_action(self) -> np.ndarray:
         """Hover: what the latency queue holds and ``last_action`` shows after reset."""

@@ -22,6 +22,8 @@ from simenvs.envs.rooftop_landing.city import (
 )
 from simenvs.envs.rooftop_landing.safe_map import (
     SafeMapConfig,
+    _sites,
+    _sites_labelled,
     compute_safe_map,
     generate_landable_city,
 )
@@ -358,3 +360,24 @@ def test_pool_writes_the_drawn_meshes_only_when_they_are_needed():
     pool.apply(generate_city(4), m)
     pool.flush_meshes()
     assert pool.dirty and not np.array_equal(m.mesh_vert, verts1)  # written, not uploaded
+
+
+@pytest.mark.parametrize("blocks", [15, 17])  # 225 safe regions: flood fills; 289: labelling
+def test_many_safe_regions_match_the_labelling_path(blocks):
+    # _sites tells regions apart by uint8 fill values and falls back to labelling beyond
+    # 254 of them: both paths must give the same sites and safe mask
+    cfg = SafeMapConfig(drone_radius=0.05, clearance=0.0, min_area=0.05)
+    res = cfg.resolution
+    free = np.zeros((6 * blocks + 2, 6 * blocks + 2), bool)
+    for i in range(blocks):
+        for j in range(blocks):  # 4 x 4 free cells, 2 apart; a few one cell larger
+            k = 5 if (i * blocks + j) % 7 == 0 else 4
+            free[1 + 6 * i : 1 + 6 * i + k, 1 + 6 * j : 1 + 6 * j + k] = True
+    cl = cv2.distanceTransform(free.view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_5) * res
+    cl = np.maximum(cl - res / 2, 0.0).astype(np.float32)
+    landable = cl >= cfg.landable_radius - 1e-6
+    found, safe = _sites(landable, cl, cfg, 3, 5)
+    ref_found, ref_safe = _sites_labelled(landable, cl, cfg, 3, 5)
+    assert len(found) == blocks * blocks
+    assert found == ref_found
+    assert np.array_equal(safe, ref_safe)

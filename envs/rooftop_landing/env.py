@@ -217,6 +217,8 @@ class RooftopLandingEnv(QuadrotorTask):
         # rays see the street (group 0) and the collision pool incl. sloped roofs (group 3),
         # not the quad, distractors (1) or the drawn meshes (2)
         self._ray_group = np.array([1, 0, 0, 1, 0, 0], np.uint8)
+        self._oracle = self.obs_mode == "state"  # shaping toward the best site (else nearest)
+        self._unseen: dict[Any, list] = {}  # camera -> what _never_seen leaves out (cached)
 
     # ------------------------------------------------------------------ scene
     def build_spec(self, rng: np.random.Generator) -> mujoco.MjSpec:
@@ -454,7 +456,7 @@ class RooftopLandingEnv(QuadrotorTask):
         """Shaping target: best site (oracle state mode) or the nearest candidate."""
         if not len(self._sites_xyz):
             return None
-        if self.obs_mode == "state":
+        if self._oracle:
             return self._best_xyz
         d2 = np.sum((self._sites_xyz[:, :2] - np.asarray(p[:2])) ** 2, axis=1)
         return self._sites_xyz[int(np.argmin(d2))].tolist()
@@ -493,13 +495,14 @@ class RooftopLandingEnv(QuadrotorTask):
 
     def evaluate(self) -> tuple[float, bool, dict]:
         q, w = self.quad, self.weights
-        p = q.v_pos.tolist()
-        vx, vy, vz = q.v_vel.tolist()
-        rz = q.rot_list()[8]  # R[2, 2]: cos(tilt), of the current attitude
+        qp = q.v_qpos.tolist()
+        p = qp[:3]
+        vx, vy, vz, wx, wy, wz = q.v_qvel.tolist()
+        rz = q.rot_list(qp[3:])[8]  # R[2, 2]: cos(tilt), of the current attitude
         failure = ""
         success = False
         bonus = 0.0
-        other, cpos, nz = self._contacts()
+        other, cpos, nz = self._contacts()  # (PyBullet's env overrides it: no ncon test here)
         if len(other):
             tilt = math.degrees(math.acos(max(-1.0, min(1.0, rz))))
             roles = self._pool.role[other]
@@ -543,7 +546,7 @@ class RooftopLandingEnv(QuadrotorTask):
                 failure = "out_of_bounds"
         self._prev_vz = vz
         # reward
-        site = self._target_for(p)
+        site = self._best_xyz if self._oracle else self._target_for(p)
         if site is None:  # _potential(p), inlined: dxy and rc also go into info
             phi = dxy = 0.0
         else:
@@ -551,13 +554,24 @@ class RooftopLandingEnv(QuadrotorTask):
             phi = -(dxy + 0.5 * abs(p[2] - site[2]))
         reward = w["progress"] * (phi - self._phi)
         self._phi = phi
-        rc = self._cell(p[0], p[1])
-        h = p[2] - (0.0 if rc is None else self._height_at(*rc))
+        # _cell() and ground_height(), inlined; the latter's cache is filled for the
+        # observation, which reads the same point
+        x, y = p[0], p[1]
+        gh, over_safe = 0.0, False
+        g = self._map_grid
+        if g is not None:
+            ox, oy, res, nr, nc = g
+            c = int((x - ox) // res)
+            r = int((y - oy) // res)
+            if 0 <= r < nr and 0 <= c < nc:
+                gh, over_safe = self._height_at(r, c), self._safe_at(r, c)
+        self._gh_x, self._gh_y, self._gh = x, y, gh
+        h = p[2] - gh
         sink_allowed = 0.4 + 0.6 * max(h, 0.0)
         dt = self._dt  # the control period (the dt property, without the call)
         reward -= w["descent"] * max(0.0, -vz - sink_allowed) * dt * 10.0
         reward -= w["tilt"] * (1.0 - rz) * dt * 10.0
-        wx, wy, wz = q.v_angvel.tolist()  # rate_penalty(), inlined
+        # rate_penalty(), inlined (wx, wy, wz: the body rates read above)
         reward -= w["body_rate"] * (wx * wx + wy * wy + wz * wz) + w["action_change"] * (
             self._action_change2
         )
@@ -577,7 +591,7 @@ class RooftopLandingEnv(QuadrotorTask):
             "touchdown_speed": self._td_speed,
             "touchdown_tilt_deg": self._td_tilt,
             "dist_to_site": math.inf if site is None else dxy,
-            "over_safe": rc is not None and bool(self._safe_at(*rc)),
+            "over_safe": over_safe,
         }  # fmt: skip
         if self.labels:
             info["safe_mask"] = self.safe_mask()
@@ -587,16 +601,27 @@ class RooftopLandingEnv(QuadrotorTask):
     def task_state(self) -> np.ndarray | list[float]:
         if self.obs_mode != "state":
             return self.range_grid()
-        pos = self.quad.v_pos.tolist()
-        x, y, z = pos
+        return self._task_state_list(self.quad.v_qpos.tolist())
+
+    def _task_state_list(self, qpos: list[float]) -> list[float]:
+        if self.obs_mode != "state":
+            return self.range_grid().tolist()
+        x, y, z = qpos[0], qpos[1], qpos[2]
         s = self.site
         out = [0.0] * 4 if s is None else [s.x - x, s.y - y, s.z - z, s.radius]
         alt = z - self.ground_height(x, y)  # altitude()
         rm = self.range_max
-        sensed = [rm if rm < alt else alt, *self._clearance_list(pos)]
-        if self._range_std > 0.0:
-            sensed = list(map(operator.add, sensed, self._range_noise()))
-        return out + sensed
+        out.append(rm if rm < alt else alt)
+        out += self._clearance_list(qpos)
+        if self._range_std > 0.0:  # on the 10 sensed values (altitude, clearance grid)
+            i, buf = self._rn_i, self._rn_buf  # _range_noise(), inlined but for the refills
+            if i < len(buf):
+                self._rn_i = i + 1
+                n = buf[i]
+            else:
+                n = self._range_noise()
+            out[4:] = map(operator.add, out[4:], n)
+        return out
 
     def task_state_layout(self) -> list[tuple[str, int, str]]:
         if self.obs_mode == "state":
@@ -627,10 +652,17 @@ class RooftopLandingEnv(QuadrotorTask):
         # a zero border (the street) wide enough that every in-bounds quad reads inside
         pad = int(math.ceil((_BOUNDS_MARGIN + GRID_CELL) / (k * res))) + 1
         self._grid_map = np.pad(pooled, pad)
-        self._grid_top = self._grid_map.ravel().item  # flat index -> float: 9 lookups a step
         self._grid_origin = (smap.origin[0] - pad * k * res, smap.origin[1] - pad * k * res)
         self._grid_res = k * res
         self._grid_step = int(round(GRID_CELL / (k * res)))
+        # what _clearance_list reads, as Python values (flat index -> float: 9 lookups a step;
+        # a list of the map's floats would cost more at reset than it saves)
+        gh, gw = self._grid_map.shape
+        step = self._grid_step
+        self._grid = (
+            float(self._grid_origin[0]), float(self._grid_origin[1]), self._grid_res, step,
+            step * gw, gw - 2 * step - 1, gh - 2 * step - 1, gw, self._grid_map.ravel().item,
+        )  # fmt: skip
 
     def altitude(self) -> float:
         """Height (m) of the body centre above the surface straight below (roof, clutter top or
@@ -647,18 +679,31 @@ class RooftopLandingEnv(QuadrotorTask):
 
     def _clearance_list(self, pos: list[float] | None = None) -> list[float]:
         """``clearance_grid`` as floats (the per-step path: no numpy arithmetic; ``pos``: the
-        body position if the caller has read it)."""
-        x, y, z = self.quad.v_pos.tolist() if pos is None else pos
-        top, k, res = self._grid_top, self._grid_step, self._grid_res
-        h, w = self._grid_map.shape
-        c = min(max(int((x - self._grid_origin[0]) // res) - k, 0), w - 2 * k - 1)
-        r = min(max(int((y - self._grid_origin[1]) // res) - k, 0), h - 2 * k - 1)
+        body position, or the quad's qpos, if the caller has read it)."""
+        x, y, z = self.quad.v_pos.tolist() if pos is None else pos[:3]
+        ox, oy, res, k, kw, cmax, rmax, w, top = self._grid
+        c = int((x - ox) // res) - k
+        if c < 0:
+            c = 0
+        if c > cmax:
+            c = cmax
+        r = int((y - oy) // res) - k
+        if r < 0:
+            r = 0
+        if r > rmax:
+            r = rmax
+        i0 = r * w + c  # the 3 x 3 cells' top surfaces, rows -y to +y, columns -x to +x
+        i1 = i0 + kw
+        i2 = i1 + kw
         rm = self.range_max
-        out = []
-        for i in (r * w + c, (r + k) * w + c, (r + 2 * k) * w + c):
-            a, b, e = z - top(i), z - top(i + k), z - top(i + 2 * k)
-            out += (rm if rm < a else a, rm if rm < b else b, rm if rm < e else e)  # = min
-        return out
+        a, b, e = z - top(i0), z - top(i0 + k), z - top(i0 + 2 * k)
+        f, g, h = z - top(i1), z - top(i1 + k), z - top(i1 + 2 * k)
+        i, j, l = z - top(i2), z - top(i2 + k), z - top(i2 + 2 * k)  # noqa: E741
+        return [
+            rm if rm < a else a, rm if rm < b else b, rm if rm < e else e,
+            rm if rm < f else f, rm if rm < g else g, rm if rm < h else h,
+            rm if rm < i else i, rm if rm < j else j, rm if rm < l else l,
+        ]  # fmt: skip
 
     def extra_observation_space(self, mode: str) -> spaces.Space:
         h, w = self.image_size
@@ -729,7 +774,68 @@ class RooftopLandingEnv(QuadrotorTask):
         if pool is not None and pool.dirty:
             pool.flush_meshes()  # before a new renderer reads the model's meshes
             pool.upload(self._ensure_renderer().upload_mesh)
-        return super().render_camera_image(camera, width, height, mode)
+        hide = self._never_seen(camera)
+        if hide is None:
+            return super().render_camera_image(camera, width, height, mode)
+        # the quad's own parts the downward camera cannot see: not drawn (each costs as much
+        # as a visible geom on llvmpipe, ~15 us of a 64x64 frame); pixels are the same
+        m = self.model
+        groups = m.geom_group[hide]
+        m.geom_group[hide] = self._off_group
+        try:
+            return super().render_camera_image(camera, width, height, mode)
+        finally:
+            m.geom_group[hide] = groups
+
+    def _never_seen(self, camera: str | int) -> np.ndarray | None:
+        """Drawn primitives on ``camera``'s body (the observation camera's: the quad) that lie
+        entirely nearer than its near clipping plane: they cannot touch a pixel in any frame
+        while the camera and the geoms keep their model poses and sizes (the key of the
+        cache, checked every frame: camera randomization changes them per episode). None:
+        nothing to leave out."""
+        if camera != self.obs_camera:
+            return None
+        m = self.model
+        ent = self._unseen.get(camera)
+        if ent is None or ent[0] is not m:
+            ent = self._unseen[camera] = [m, *self._unseen_plan(m, camera), None, None]
+        _, cid, cand, views, key, hide = ent
+        if cid < 0:
+            return None
+        groups = self._ensure_renderer().option.geomgroup
+        # everything the answer depends on, as bytes of live views (a few us a frame)
+        new = (
+            b"".join([v.tobytes() for v in views]) + groups.tobytes(),
+            m.vis.map.znear,
+            m.stat.extent,
+        )
+        if new != key:
+            off = int(groups.argmin())
+            hide = None
+            if not (groups[off] or m.cam_projection[cid] or m.mat_reflectance.any()):
+                # (otherwise: no hidden group, or a case the near-plane test does not cover)
+                hide = cand[_inside_near_plane(m, cid, cand)]
+                hide = hide if len(hide) else None
+                self._off_group = off
+            ent[4], ent[5] = new, hide
+        return hide
+
+    @staticmethod
+    def _unseen_plan(m: mujoco.MjModel, camera: str | int) -> tuple[int, np.ndarray, list]:
+        """(camera id or -1 when there is nothing to test, candidate geoms, views of the model
+        fields their visibility depends on) for ``_never_seen``."""
+        cid = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_CAMERA, camera)
+        if cid < 0 or m.cam_bodyid[cid] == 0:
+            return -1, np.zeros(0, np.int64), []
+        t = m.geom_type
+        prim = (t >= int(mujoco.mjtGeom.mjGEOM_SPHERE)) & (t <= int(mujoco.mjtGeom.mjGEOM_BOX))
+        cand = np.flatnonzero(prim & (m.geom_bodyid == m.cam_bodyid[cid]))  # the camera's body
+        if not len(cand):
+            return -1, cand, []
+        lo, hi = int(cand[0]), int(cand[-1]) + 1  # a view over the candidates' rows
+        views = [m.cam_pos[cid], m.cam_quat[cid], m.cam_projection[cid : cid + 1]]
+        views += [m.geom_pos[lo:hi], m.geom_quat[lo:hi], m.geom_size[lo:hi], m.mat_reflectance]
+        return cid, cand, views
 
     def landing_state(self) -> dict[str, Any]:
         """Privileged state for experts and tests."""
@@ -739,3 +845,30 @@ class RooftopLandingEnv(QuadrotorTask):
             "settle_steps": self._settle,
             "cruise_height": self.city.top + 2.0,
         }
+
+
+_CORNERS = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], float)
+
+
+def _inside_near_plane(m: mujoco.MjModel, cid: int, geoms: np.ndarray) -> np.ndarray:
+    """Mask of ``geoms`` (on camera ``cid``'s body) whose bounding box lies entirely nearer
+    than the camera's near clipping plane (with a margin far above float32 clipping error):
+    OpenGL clips all of them, so they draw no fragment. From the model's body-frame poses,
+    which fix their relative pose in every frame."""
+    size = np.asarray(m.geom_size[geoms], float)
+    t = m.geom_type[geoms] - int(mujoco.mjtGeom.mjGEOM_SPHERE)
+    r = size[:, 0]
+    half = size.copy()
+    half[t == 0] = r[t == 0, None]  # sphere
+    cap, cyl = t == 1, t == 3
+    half[cap | cyl, 0] = r[cap | cyl]
+    half[cap | cyl, 1] = r[cap | cyl]
+    half[cap, 2] = size[cap, 1] + r[cap]
+    half[cyl, 2] = size[cyl, 1]
+    local = _CORNERS[None] * half[:, None, :]
+    rot = _quat_mats(np.asarray(m.geom_quat[geoms], float))
+    body = np.asarray(m.geom_pos[geoms])[:, None, :] + np.einsum("nij,ncj->nci", rot, local)
+    cam_rot = _quat_mats(np.asarray(m.cam_quat[cid : cid + 1], float))[0]
+    cam = (body - m.cam_pos[cid]) @ cam_rot  # camera frame: x right, y up, looking along -z
+    near = float(m.vis.map.znear) * float(m.stat.extent)
+    return np.all(-cam[..., 2] < near * (1.0 - 1e-4), axis=1)

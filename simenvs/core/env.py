@@ -286,15 +286,18 @@ class SimEnv(gym.Env):
             self.apply_action(a)
         self._integrate()
         self.last_action = a
-        self.step_count += 1
+        self.step_count = n = self.step_count + 1
         self._distractor_time += self._dt  # moved lazily, before the next render
-        error = self._check_physics()
-        if error is not None:
-            obs = self._get_obs()
-            info = {"physics_error": error, "is_success": False}
-            return obs, 0.0, False, True, info
+        # _check_physics() when MuJoCo counted a new bad-state warning (the usual case, none,
+        # costs one read of the three counters)
+        if sum(self._bad_warnings.tolist()) > self._warn0:
+            error = self._check_physics()
+            if error is not None:
+                obs = self._get_obs()
+                info = {"physics_error": error, "is_success": False}
+                return obs, 0.0, False, True, info
         reward, terminated, info = self.evaluate()
-        truncated = self.step_count >= self.max_episode_steps and not terminated
+        truncated = n >= self.max_episode_steps and not terminated
         if truncated:
             info["TimeLimit.truncated"] = True
         info.setdefault("is_success", False)
@@ -525,7 +528,7 @@ class SimEnv(gym.Env):
         if bounds is not None:
             # common case, in plain Python: every entry inside its bounds (NaN fails a
             # comparison, so it takes the checked path below); nothing to clip
-            for v, (lo, hi) in zip(a.ravel().tolist(), bounds):
+            for v, (lo, hi) in zip(a.tolist() if a.ndim == 1 else a.ravel().tolist(), bounds):
                 if not lo <= v <= hi:
                     break
             else:
