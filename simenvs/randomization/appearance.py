@@ -6,6 +6,7 @@ never render pay nothing for them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -113,7 +114,8 @@ def appearance_param_defs(model: mujoco.MjModel, cameras: Sequence[str] = ()) ->
 
 
 def _unit(v: np.ndarray, fallback: np.ndarray) -> np.ndarray:
-    n = np.linalg.norm(v)
+    v = np.asarray(v, dtype=float)
+    n = math.sqrt(float(v.dot(v)))  # np.linalg.norm's arithmetic, without its checks
     return v / n if n > 1e-9 else fallback
 
 

@@ -13,6 +13,7 @@ import bisect
 import difflib
 import fnmatch
 import math
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -188,9 +189,10 @@ _F, _I, _B, _ARR, _CAT = range(5)
 @dataclass
 class _Block:
     """A sampling plan for one group's uniform-driven draws (uniform, log-uniform,
-    categorical): one ``rng.random`` call per reset, then one vectorized affine map, ``exp``
-    and clip to the parameters' bounds. The spec was validated by ``bind``, so its own
-    samples skip ``ParamDef.coerce``; results are bit-identical to coercing one by one."""
+    categorical): one ``rng.random`` call per reset; ``BoundSpec._fuse`` joins all groups'
+    plans into one affine map, ``exp`` and clip to the parameters' bounds. The spec was
+    validated by ``bind``, so its own samples skip ``ParamDef.coerce``; results are
+    bit-identical to coercing one by one."""
 
     names: list[str] = field(default_factory=list)
     kinds: list[str] = field(default_factory=list)
@@ -257,33 +259,6 @@ class _Block:
                 plan.append((name, code, sl.start, None))
         self._plan = plan
 
-    def draw(self, rng: np.random.Generator, out: dict[str, Any]) -> None:
-        """Write this block's values into ``out``."""
-        u = rng.random(self.size)
-        x = self._lo + u * self._span
-        if self._log is not None:
-            x[self._log] = np.exp(x[self._log])
-        np.clip(x, self._plo, self._phi, out=x)
-        xl = x.tolist()  # categorical slots hold u itself (0 + u * 1)
-        for name, code, at, extra in self._plan:
-            if code == _F:
-                out[name] = xl[at]
-            elif code == _ARR:
-                v = x[at].reshape(extra.shape)
-                if extra.dtype is int:
-                    v = np.floor(v + 1e-9).astype(np.int64)
-                elif extra.dtype is bool:
-                    v = v > 0.5
-                out[name] = v
-            elif code == _I:
-                out[name] = int(math.floor(xl[at] + 1e-9))
-            elif code == _B:
-                out[name] = xl[at] > 0.5
-            else:
-                choices, cum, last, p = extra
-                v = choices[min(bisect.bisect_right(cum, xl[at]), last)]
-                out[name] = v if p.is_categorical else p.coerce(v)
-
 
 @dataclass
 class BoundSpec:
@@ -328,6 +303,79 @@ class BoundSpec:
         self._copy = [k for k, v in base.items() if isinstance(v, np.ndarray)]
         self._groups = [(_stream_of(g), b) for g, b in self._blocks.items() if b.size]
         self._others_s = [(p, d, _stream_of(p.group)) for p, d in self._others]
+        self._fuse()
+
+    def _fuse(self) -> None:
+        """One plan for all groups' blocks: each stream's uniforms drawn into its part of one
+        array, then one affine map, ``exp`` and clip for all of them (each block's own
+        arithmetic, element by element, so the same values as block by block)."""
+        draws, plan, floats, off = [], [], [], 0
+        for stream, b in self._groups:
+            draws.append((stream, off, off + b.size))
+            for name, code, at, extra in b._plan:
+                if code == _ARR:
+                    at = slice(at.start + off, at.stop + off)
+                    if extra.shape == (at.stop - at.start,) and extra.dtype not in (int, bool):
+                        extra = None  # a float vector: the slice has its shape already
+                else:
+                    at = at + off
+                if code == _F:
+                    floats.append((name, at))
+                else:
+                    plan.append((name, code, at, extra))
+            off += b.size
+        # float parameters: one C-level gather of their values (the keys already exist in
+        # the sample's dict, so the order of the writes does not matter)
+        self._f_names = [name for name, _ in floats]
+        ats = [at for _, at in floats]
+        self._f_pick = (
+            operator.itemgetter(*ats) if len(ats) > 1
+            else (lambda xl, a=ats[0]: (xl[a],)) if ats else (lambda xl: ())
+        )  # fmt: skip
+        blocks = [b for _, b in self._groups]
+        cat = lambda xs: np.concatenate(xs) if xs else np.zeros(0)  # noqa: E731
+        self._f_draws, self._f_plan, self._f_size = draws, plan, off
+        self._f_lo = cat([b._lo for b in blocks])
+        self._f_span = cat([b._span for b in blocks])
+        self._f_plo = cat([b._plo for b in blocks])
+        self._f_phi = cat([b._phi for b in blocks])
+        logs = [b._log + o for (_, o, _), b in zip(draws, blocks) if b._log is not None]
+        self._f_log = np.concatenate(logs) if logs else None
+
+    def _draw_blocks(self, streams: Mapping[str, np.random.Generator], out: dict) -> None:
+        """Every group's block into ``out`` (see ``_fuse``)."""
+        if not self._f_size:
+            return
+        x = np.empty(self._f_size)  # a new array per sample: array params are views of it
+        for stream, a, b in self._f_draws:
+            streams[stream].random(out=x[a:b])  # (the values of random(b - a))
+        np.multiply(x, self._f_span, out=x)
+        np.add(self._f_lo, x, out=x)
+        if self._f_log is not None:
+            x[self._f_log] = np.exp(x[self._f_log])
+        np.maximum(x, self._f_plo, out=x)  # np.clip's min(max(x, lo), hi), without its wrapper
+        np.minimum(x, self._f_phi, out=x)
+        xl = x.tolist()  # categorical slots hold u itself (0 + u * 1)
+        out.update(zip(self._f_names, self._f_pick(xl)))
+        for name, code, at, extra in self._f_plan:
+            if code == _ARR:
+                if extra is None:  # a float vector: the slice itself
+                    out[name] = x[at]
+                    continue
+                v = x[at].reshape(extra.shape)
+                if extra.dtype is int:
+                    v = np.floor(v + 1e-9).astype(np.int64)
+                elif extra.dtype is bool:
+                    v = v > 0.5
+                out[name] = v
+            elif code == _I:
+                out[name] = int(math.floor(xl[at] + 1e-9))
+            elif code == _B:
+                out[name] = xl[at] > 0.5
+            else:
+                choices, cum, last, p = extra
+                v = choices[min(bisect.bisect_right(cum, xl[at]), last)]
+                out[name] = v if p.is_categorical else p.coerce(v)
 
     def sample(
         self,
@@ -351,8 +399,7 @@ class BoundSpec:
             vec = j.sample(streams[_stream_of(by_name[j.names[0]].group)])
             for n, v in zip(j.names, vec):
                 values[n] = by_name[n].coerce(v)
-        for stream, block in self._groups:
-            block.draw(streams[stream], values)
+        self._draw_blocks(streams, values)
         for p, dist, stream in self._others_s:
             values[p.name] = p.coerce(dist.sample(streams[stream], p.shape))
         if overrides:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import copy
 import math
+import operator
 import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -299,9 +300,10 @@ class BatchedVectorEnv(VectorEnv):
                 else:
                     infos = self._advance_generic(active, a)
         if reset_ids.size:
-            for i, o, inf in zip(reset_ids.tolist(), obs_r, info_r):
+            ids_l = reset_ids.tolist()
+            for i, o in zip(ids_l, obs_r):
                 self._set_obs(i, o)
-                infos = self._add_info(infos, inf, i)
+            infos = self._add_reset_infos(infos, info_r, ids_l)
         if mode == AutoresetMode.SAME_STEP:
             done = np.flatnonzero(self._terminations | self._truncations)
             if done.size:
@@ -507,10 +509,7 @@ class BatchedVectorEnv(VectorEnv):
             self.ops.on_reset(ids)
         if not vector_info:
             return obs, infos
-        vinfo: dict[str, Any] = {}
-        for i, info in zip(ids.tolist(), infos):
-            vinfo = self._add_info(vinfo, info, i)
-        return obs, vinfo
+        return obs, self._add_reset_infos({}, infos, ids.tolist())
 
     def _push_states(self, ids: np.ndarray, reset: bool = False) -> None:
         """Copy tasks' MjData state into the batch (after a reset, or a ``call`` that may have
@@ -679,16 +678,18 @@ class BatchedVectorEnv(VectorEnv):
         self._obs[idx] = obs
         n = self.num_envs
         if finished is not None:  # dropped: the reset that follows gives their obs and info
-            error = error & ~finished
+            keep = ~finished
+            error = error & keep
             reward = np.where(finished, 0.0, reward)
-            term = term & ~finished
-            trunc = trunc & ~finished
+            term = term & keep
+            trunc = trunc & keep
         infos: dict[str, Any] = {}
         ok = ~error
         if finished is not None:
-            ok &= ~finished
+            ok &= keep
+            own = ops.fresh_info  # the info arrays are the env's to edit
             for key, val in info.items() if not finished.all() else ():  # (no sim stepped)
-                val = np.array(val)
+                val = np.asarray(val) if own else np.array(val)
                 val[finished] = None if val.dtype == object else 0
                 infos[key], infos["_" + key] = val, ok.copy()
         elif full:
@@ -748,9 +749,10 @@ class BatchedVectorEnv(VectorEnv):
                 array[env_num] = value
             elif isinstance(value, dict):
                 sub = vector_infos.get(key)
+                array = None
                 if sub is None and len(value) > 8:  # a reset's params: allocated in blocks
-                    array = _InfoBlocks.new(self, value, env_num)
-                else:
+                    array = _InfoBlocks.new(self, [value], [env_num])
+                if array is None:
                     array = self._add_info({} if sub is None else sub, value, env_num)
             else:
                 array = vector_infos.get(key)
@@ -777,6 +779,36 @@ class BatchedVectorEnv(VectorEnv):
             if mask is None:
                 mask = vector_infos["_" + key] = np.zeros(n, dtype=np.bool_)
             mask[env_num] = True
+        return vector_infos
+
+    def _add_reset_infos(
+        self, vector_infos: dict[str, Any], infos: list[dict[str, Any]], ids: list[int]
+    ) -> dict[str, Any]:
+        """``_add_info`` of several sims' reset infos, one after another, with the same result;
+        when they share their keys, a reset's params (many entries) go into one set of blocks
+        for all of them (``_InfoBlocks``)."""
+        keys = tuple(infos[0])
+        if len(infos) > 1 and any(tuple(inf) != keys for inf in infos[1:]):
+            for i, inf in zip(ids, infos):
+                vector_infos = self._add_info(vector_infos, inf, i)
+            return vector_infos
+        for key in keys:  # key by key: the same arrays, and keys inserted in the same order
+            vals = [inf[key] for inf in infos]
+            v0 = vals[0]
+            if (
+                vector_infos.get(key) is None and key != "final_obs" and isinstance(v0, dict)
+                and len(v0) > 8 and all(type(v) is dict for v in vals)
+            ):  # fmt: skip
+                array = _InfoBlocks.new(self, vals, ids)
+                if array is not None:
+                    vector_infos[key] = array
+                    mask = vector_infos.get("_" + key)
+                    if mask is None:
+                        mask = vector_infos["_" + key] = np.zeros(self.num_envs, dtype=np.bool_)
+                    mask[ids] = True
+                    continue
+            for i, v in zip(ids, vals):
+                vector_infos = self._add_info(vector_infos, {key: v}, i)
         return vector_infos
 
     # ---- observations -------------------------------------------------------------------
@@ -839,47 +871,69 @@ class _InfoBlocks:
         return (None, None, None)  # object array (and nested dicts: not planned)
 
     @classmethod
-    def new(cls, venv: BatchedVectorEnv, info: dict[str, Any], env_num: int) -> dict[str, Any]:
+    def new(
+        cls, venv: BatchedVectorEnv, infos: list[dict[str, Any]], cols: list[int]
+    ) -> dict[str, Any] | None:
+        """The vector info of the sims ``cols`` (one info dict each, the same keys), or None
+        where the plan does not fit (the caller goes through ``_add_info``)."""
         n = venv.num_envs
+        info = infos[0]
         keys = tuple(info)
-        vals = list(info.values())
         plan = cls._plans.get((n, keys))
         if plan is None:
+            vals = list(info.values())
             if any(isinstance(v, dict) for v in vals):
-                return venv._add_info({}, info, env_num)
+                return None
             kinds = [cls._kind(v) for v in vals]
             groups: dict[tuple, list[int]] = {}
             for j, k in enumerate(kinds):
                 groups.setdefault(k[1:] if k[0] is not None else (None,), []).append(j)
             names = [x for key in keys for x in (key, "_" + key)]
             arrays = [(j, k[1], k[2]) for j, k in enumerate(kinds) if k[0] is np.ndarray]
+            # the blocks' rows come out in group order: each key's position among them
+            order = [j for js in groups.values() for j in js]
+            pos = [0] * len(order)
+            for r, j in enumerate(order):
+                pos[j] = r
+            pick = operator.itemgetter(*pos) if len(pos) > 1 else (lambda v, p=pos[0]: (v[p],))
             plan = cls._plans[(n, keys)] = (list(map(type, vals)), arrays, list(groups.items()),
-                                            names)  # fmt: skip
-        types, arrays, groups, names = plan
+                                            names, pick)  # fmt: skip
+        types, arrays, groups, names, pick = plan
         # the plan holds while every value has its planned type (and arrays their shape and
         # dtype); objects of the same type stay objects
-        if list(map(type, vals)) != types:
-            return venv._add_info({}, info, env_num)
-        for j, dt, shape in arrays:
-            v = vals[j]
-            if v.shape != shape or v.dtype != dt:
-                return venv._add_info({}, info, env_num)
-        rows: list[Any] = [None] * len(keys)
+        allvals = []
+        for inf in infos:
+            vals = list(inf.values())
+            if list(map(type, vals)) != types or (inf is not info and tuple(inf) != keys):
+                return None
+            for j, dt, shape in arrays:
+                v = vals[j]
+                if v.shape != shape or v.dtype != dt:
+                    return None
+            allvals.append(vals)
+        views: list[Any] = []
         for kind, js in groups:
             if kind == (None,):
                 block = np.full((len(js), n), None, dtype=object)
-                col = block[:, env_num]
-                for r, j in enumerate(js):
-                    col[r] = vals[j]
+                for c, vals in zip(cols, allvals):
+                    col = block[:, c]
+                    for r, j in enumerate(js):
+                        col[r] = vals[j]
             else:
                 block = np.zeros((len(js), n, *kind[1]), dtype=kind[0])
-                picked = [vals[j] for j in js]
-                block[:, env_num] = picked if kind[1] == () else np.stack(picked)
-            for j, row in zip(js, block):
-                rows[j] = row
+                for c, vals in zip(cols, allvals):
+                    picked = [vals[j] for j in js]
+                    if kind[1] == ():
+                        block[:, c] = picked
+                    else:  # (as np.stack, without its per-array checks)
+                        block[:, c] = np.concatenate(picked).reshape(len(js), *kind[1])
+            views += list(block)
         masks = np.zeros((len(keys), n), dtype=np.bool_)
-        masks[:, env_num] = True
-        return dict(zip(names, [x for pair in zip(rows, masks) for x in pair]))
+        masks[:, cols[0] if len(cols) == 1 else cols] = True
+        flat: list[Any] = [None] * (2 * len(keys))
+        flat[0::2] = pick(views)
+        flat[1::2] = list(masks)
+        return dict(zip(names, flat))
 
 
 class _Models(Sequence):

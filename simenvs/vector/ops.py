@@ -77,6 +77,8 @@ class BatchOps:
     """
 
     steps_finished = False
+    #: whether ``evaluate`` returns new info arrays (the env may then edit them in place)
+    fresh_info = False
     #: whether the ops read derived batch outputs (xmat, actuator_force...) before the first
     #: step after a reset: if not, the reset skips recomputing them (a forward per reset)
     needs_derived = True

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -70,17 +71,14 @@ def _as_index(ids: Sequence[int]) -> slice | np.ndarray:
 # ``race_state()`` already gives gate_pos / gate_normals / target / gates_passed / goal / time /
 # closed; missing there: prev_gate_pos, cos/sin of the gate yaws, lap_time, prev_pos, dist,
 # near, round, moving-gate motion (g_pos0, amp, omega, phase, lateral) and the gate mocap ids.
-def _quad_episode(e: Any) -> dict[str, Any]:
-    return {
-        "wind": e._wind,
-        "has_wind": bool(e._has_wind),
-        "imu_std": e._imu_std,
-        "imu_noisy": bool(e._imu_noisy),
-        "noise_buf": np.asarray(getattr(e, "_noise_buf", np.zeros((0, _NQ)))),
-        "noise_i": int(getattr(e, "_noise_i", 0)),
-        "prev_action": e._prev_action,
-        "action_change2": e._action_change2,
-    }
+def _quad_episode(e: Any) -> tuple[Any, ...]:
+    """(wind, has_wind, imu_std, imu_noisy, noise block (rows of 18, possibly none), noise
+    index, prev_action, action_change2)"""
+    return (
+        e._wind, bool(e._has_wind), e._imu_std, bool(e._imu_noisy),
+        getattr(e, "_noise_buf", ()), int(getattr(e, "_noise_i", 0)), e._prev_action,
+        e._action_change2,
+    )  # fmt: skip
 
 
 def _set_quad_bookkeeping(e: Any, prev_action, change2, noise_buf, noise_i) -> None:
@@ -161,6 +159,8 @@ class QuadrotorOps(BatchOps):
         self.imu_on = np.zeros(n, dtype=bool)
         self.block = int(getattr(qt, "_NOISE_BLOCK", 1))  # IMU noise rows drawn at once
         self.imu_buf = np.zeros((n, self.block, _NQ))
+        self._imu_flat = self.imu_buf.reshape(n * self.block, _NQ)  # (a view)
+        self._imu_row0 = np.arange(n) * self.block  # each sim's first row in _imu_flat
         self.imu_i = np.full(n, self.block, dtype=np.int64)
         self.prev_action = np.zeros((n, 4))
         self.change2 = np.zeros(n)
@@ -182,20 +182,23 @@ class QuadrotorOps(BatchOps):
 
     # ---- per episode --------------------------------------------------------------------
     def on_reset(self, ids: Sequence[int]) -> None:
+        blk = self.block
         for i in np.asarray(ids).tolist():
-            ep = _quad_episode(self.envs[i])
-            self.wind[i] = ep["wind"]
-            self.wind_on[i] = ep["has_wind"]
-            self.imu_std[i] = ep["imu_std"]
-            self.imu_on[i] = ep["imu_noisy"]
-            buf = ep["noise_buf"]
-            if len(buf) == self.block:  # the reset observation drew a block already
+            wind, has_wind, std, noisy, buf, k, prev, change2 = _quad_episode(self.envs[i])
+            self.wind[i] = wind
+            self.wind_on[i] = has_wind
+            self.imu_std[i] = std
+            self.imu_on[i] = noisy
+            if len(buf) == blk:  # the reset observation drew a block already
+                if type(buf) is list:  # rows of Python floats: one pass, no shape discovery
+                    buf = np.fromiter(chain.from_iterable(buf), np.float64, blk * _NQ)
+                    buf = buf.reshape(blk, _NQ)
                 self.imu_buf[i] = buf
-                self.imu_i[i] = ep["noise_i"]
+                self.imu_i[i] = k
             else:
-                self.imu_i[i] = self.block
-            self.prev_action[i] = ep["prev_action"]
-            self.change2[i] = ep["action_change2"]
+                self.imu_i[i] = blk
+            self.prev_action[i] = prev
+            self.change2[i] = change2
         self.rot_ok[np.asarray(ids)] = False
         self._wind_all = bool(self.wind_on.all())
         self._imu_all = bool(self.imu_on.all())
@@ -296,8 +299,8 @@ class QuadrotorOps(BatchOps):
             self.rot_ok[idx] = True
         buf[:, 15:18] = qvel[idx, self.angvel_sl]
         finishing = self.venv._finishing  # sims reset right after this step: no noise drawn
-        if full and self._imu_all and finishing is None:
-            self._imu_noise(rows, buf)
+        if full and self._imu_all:
+            self._imu_noise(rows, buf, skip=finishing)
         else:
             noisy = self.imu_on[idx]
             if finishing is not None:
@@ -308,22 +311,32 @@ class QuadrotorOps(BatchOps):
         buf[:, -4:] = self.venv._last_action[idx]
         return buf.astype(np.float32)
 
-    def _imu_noise(self, nr: np.ndarray, buf: np.ndarray, mask: Any = None) -> None:
-        """Add each sim's next IMU noise row (the task's block refill: std * normals)."""
+    def _imu_noise(
+        self, nr: np.ndarray, buf: np.ndarray, mask: Any = None, skip: Any = None
+    ) -> None:
+        """Add each sim's next IMU noise row (the task's block refill: std * normals).
+
+        ``skip`` (with every sim): sims reset right after this step, whose observation is
+        dropped: they draw no noise (a spent block is not refilled; any of its rows is added).
+        """
         full = mask is None  # then nr is every sim, in order: slices instead of gathers
         k = self.imu_i if full else self.imu_i[nr]
         used = k >= self.block
+        if skip is not None:
+            used &= ~skip
         if used.any():
             empty = nr[used]
             z = self.venv.noise.take(empty, self.block * _NQ).reshape(-1, self.block, _NQ)
             self.imu_buf[empty] = self.imu_std[empty, None, :] * z
             self.imu_i[empty] = 0
             k = self.imu_i if full else self.imu_i[nr]
-        if full:
-            buf[:, :_NQ] += self.imu_buf[nr, k]
+        if full:  # one gather along the flat rows (cheaper than a 2-d fancy index)
+            if skip is not None:  # (their reset sets imu_i again)
+                k = np.minimum(k, self.block - 1)
+            buf[:, :_NQ] += self._imu_flat[self._imu_row0 + k]
             self.imu_i += 1
         else:
-            buf[mask, :_NQ] += self.imu_buf[nr, k]
+            buf[mask, :_NQ] += self._imu_flat[self._imu_row0[nr] + k]
             self.imu_i[nr] = k + 1
 
     def task_state(self, idx: Index, out: np.ndarray) -> None:
@@ -335,6 +348,9 @@ class QuadrotorOps(BatchOps):
             ok = (p >= self._lo_fly) & (p <= self._hi3)
             if ok.all():
                 return np.zeros(len(p), dtype=np.int64)  # (nan fails both comparisons)
+            bad = np.flatnonzero(~ok.all(axis=1))
+            if len(bad) <= _FEW:  # (a sim or two crashed): the codes below, in Python floats
+                return self._few_failures(len(p), bad, p[bad].tolist())
         z = p[:, 2]
         if self._flat_ground:
             ground = z < self.half_height
@@ -352,6 +368,21 @@ class QuadrotorOps(BatchOps):
         code[~finite] = 1
         return code
 
+    def _few_failures(self, n: int, bad: np.ndarray, pts: list) -> np.ndarray:
+        """``failure``'s codes (flat ground) when only the sims ``bad`` (at ``pts``) are not
+        flying inside the arena: not finite 1, ground 2, outside 3."""
+        code = np.zeros(n, dtype=np.int64)
+        (x0, y0, _), (x1, y1, z1) = self._lo3.tolist(), self._hi3.tolist()
+        hh, fin = self.half_height, math.isfinite
+        for j, (x, y, z) in zip(bad.tolist(), pts):
+            if not (fin(x) and fin(y) and fin(z)):
+                code[j] = 1
+            elif z < hh:
+                code[j] = 2
+            elif x < x0 or y < y0 or x > x1 or y > y1 or z > z1:
+                code[j] = 3
+        return code
+
     def rate_penalty(self, idx: Index) -> np.ndarray:
         w = self.qvel[idx, self.angvel_sl]
         ww = w * w
@@ -363,6 +394,8 @@ class QuadrotorOps(BatchOps):
 
 class DroneRaceOps(QuadrotorOps):
     """DroneRaceEnv over all sims: gates (static or moving), progress reward, pass/crash."""
+
+    fresh_info = True  # evaluate's info arrays are new each call
 
     def __init__(self, venv):
         super().__init__(venv)
@@ -389,21 +422,27 @@ class DroneRaceOps(QuadrotorOps):
         self.goal = np.zeros(n, dtype=np.int64)
         self.t = np.zeros(n)
         self.lap_time = np.zeros(n)
-        self.prev_p = np.zeros((n, 3))
+        # last position and position at the last gate scan, side by side (_needs_scan takes
+        # both distances in one pass)
+        self._ps = np.zeros((n, 2, 3))
+        self.prev_p = self._ps[:, 0]
         self.dist = np.zeros(n)
         self.near = np.zeros(n)
         self.round = np.zeros(n, dtype=bool)
         self.closed = np.zeros(n, dtype=bool)
         self.moving = np.zeros(n, dtype=bool)
         self._any_moving = False
-        self.scan_p = np.zeros((n, 3))  # gate-loop culling (see _needs_scan)
+        self.scan_p = self._ps[:, 1]  # gate-loop culling (see _needs_scan)
         self.scan_t = np.zeros(n)
         self.bound = np.full(n, -np.inf)
         self.vmax = np.zeros(n)
-        self._t_idx = np.arange(n) * g  # row offsets into g_pos/normals viewed as (n * G, 3)
-        # rows of the target gate and of the one after it (task_state's) in those views
-        self.r1 = self._t_idx.copy()
-        self.r2 = self._t_idx.copy()
+        # task_state's upcoming gates, per sim: target gate centre and normal, then the next
+        # gate's (refreshed when the target changes or the gates move)
+        self.tg = np.zeros((n, 12))
+        self.k2 = np.zeros(n, dtype=np.int64)  # the gate after the target (tg's second)
+        self._blank = REASONS[np.zeros(n, dtype=np.int64)]  # crash_reason of no crash
+        # _scan_few's per-sim gate lists (Python floats), built on first use; None: stale
+        self._pyl: list[tuple | None] = [None] * n
 
     def on_reset(self, ids: Sequence[int]) -> None:
         super().on_reset(ids)
@@ -428,17 +467,19 @@ class DroneRaceOps(QuadrotorOps):
             else:
                 self.vmax[i] = 0.0
             self.bound[i] = -np.inf
+            self._pyl[i] = None
             self._set_rows(i)
         self._any_moving = bool(self.moving.any())
 
     def _set_rows(self, i: int) -> None:
-        """``r1``/``r2`` of sim i after its target changed (task_state's upcoming gates)."""
+        """``tg`` of sim i after its target changed or its gates moved."""
         k, ng = int(self.target[i]), int(self.n_gates[i])
         k2 = k + 1
         if k2 >= ng:
             k2 = 0 if self.closed[i] else ng - 1
-        self.r1[i] = i * self.G + k
-        self.r2[i] = i * self.G + k2
+        self.k2[i] = k2
+        g, nm, t = self.g_pos[i], self.normals[i], self.tg[i]
+        t[0:3], t[3:6], t[6:9], t[9:12] = g[k], nm[k], g[k2], nm[k2]
 
     def sync_task(self, i: int) -> None:
         super().sync_task(i)
@@ -453,9 +494,12 @@ class DroneRaceOps(QuadrotorOps):
     def apply_actions(self, idx: Index, applied: np.ndarray) -> None:
         super().apply_actions(idx, applied)
         if self._any_moving:
-            moving = self.moving[idx]
-            for i in self.rows(idx)[moving].tolist():
+            mr = self.rows(idx)[self.moving[idx]]
+            for i in mr.tolist():
                 self._move_gates(i)
+            g = self.g_pos  # task_state's gate centres follow (their normals do not move)
+            self.tg[mr, 0:3] = g[mr, self.target[mr]]
+            self.tg[mr, 6:9] = g[mr, self.k2[mr]]
 
     def _move_gates(self, i: int) -> None:
         """DroneRaceEnv.apply_action's gate motion for sim i (per sim: the task's array
@@ -470,6 +514,7 @@ class DroneRaceOps(QuadrotorOps):
         g[:, 2] += a * up
         self.g_pos[i, :k] = g
         self.mocap_pos[i, self.gate_mocap[:k]] = g
+        self._pyl[i] = None  # (apply_actions refreshes tg)
 
     def evaluate(self, idx: Index) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         rows = self.rows(idx)
@@ -480,12 +525,13 @@ class DroneRaceOps(QuadrotorOps):
         code = self.failure(idx, p)
         prev = self.prev_p[idx]
         passed = np.zeros(n, dtype=bool)
-        scan = self._needs_scan(idx, p, prev, t) & (code == 0)
+        scan = self._needs_scan(idx, p, prev, t)
+        if code.any():
+            scan &= code == 0
         if scan.any():
             self._scan(rows, np.flatnonzero(scan), p, prev, t, code, passed)
         w = self.weights
-        g_flat = self.g_pos.reshape(-1, 3)
-        e = _pow2(g_flat[self.r1[idx]] - p)
+        e = _pow2(self.tg[idx, 0:3] - p)
         dist = np.sqrt(e[:, 0] + e[:, 1] + e[:, 2])
         reward = 0.0 + w["progress"] * (self.dist[idx] - dist)
         success = np.zeros(n, dtype=bool)
@@ -511,14 +557,15 @@ class DroneRaceOps(QuadrotorOps):
             + w["action_change"] * self.action_change_penalty(idx)
         )
         crashed = code != 0
-        if crashed.any():
+        any_crash = crashed.any()
+        if any_crash:
             reward = np.where(crashed, reward - w["crash"], reward)
         self.prev_p[idx] = p
         info = {
             "gates_passed": self.passed[idx].copy(),
             "lap_time": np.where(success, self.lap_time[idx], t) if success.any() else t,
             "crashed": crashed,
-            "crash_reason": REASONS[code],
+            "crash_reason": REASONS[code] if any_crash else self._blank[:n].copy(),
             "is_success": success,
             "target_gate": self.target[idx].copy(),
         }
@@ -531,10 +578,10 @@ class DroneRaceOps(QuadrotorOps):
         then at least ``bound`` away from being so; since then the quad moved ``disp`` and
         the gates at most ``vmax * (t - scan_t)``. Margins of 1e-6 m cover the rounding of
         this test."""
-        d = p - prev
-        step = np.sqrt(np.einsum("ij,ij->i", d, d))
-        d = p - self.scan_p[idx]
-        slack = np.sqrt(np.einsum("ij,ij->i", d, d)) + step + 1e-6
+        d = p[:, None, :] - self._ps[idx]  # to prev (the step), to the scan position
+        s = np.sqrt(np.einsum("ijk,ijk->ij", d, d))
+        slack = s[:, 1] + s[:, 0]
+        slack += 1e-6
         if self._any_moving:
             slack += self.vmax[idx] * np.abs(t - self.scan_t[idx])
         return ~(slack < self.bound[idx])
@@ -582,37 +629,44 @@ class DroneRaceOps(QuadrotorOps):
         for j, i, (px, py, pz), (ox, oy, oz), tj in zip(
             js.tolist(), ii.tolist(), p[js].tolist(), prev[js].tolist(), t[js].tolist()
         ):
-            k = int(self.n_gates[i])
-            gl, pgl = self.g_pos[i, :k].tolist(), self.prev_g[i, :k].tolist()
-            cl, sl = self.cos[i, :k].tolist(), self.sin[i, :k].tolist()
-            near = float(self.near[i])
+            lists = self._pyl[i]
+            if lists is None:
+                k = int(self.n_gates[i])
+                gates = [
+                    (g, *a, *b, c, sn) for g, (a, b, c, sn) in enumerate(zip(
+                        self.g_pos[i, :k].tolist(), self.prev_g[i, :k].tolist(),
+                        self.cos[i, :k].tolist(), self.sin[i, :k].tolist(),
+                    ))
+                ]  # fmt: skip
+                lists = self._pyl[i] = (gates, float(self.near[i]), bool(self.round[i]))
+            gates, near, rnd = lists
             step = sqrt((px - ox) ** 2 + (py - oy) ** 2 + (pz - oz) ** 2)
             lim = near + step
             lim2 = lim * lim
             bound = inf
-            rnd, target = bool(self.round[i]), int(self.target[i])
-            for g in range(k):
-                gx, gy, gz = gl[g]
-                d2 = (px - gx) ** 2 + (py - gy) ** 2 + (pz - gz) ** 2
-                c, sn = cl[g], sl[g]
-                a1, b1 = px - gx, py - gy
+            target = int(self.target[i])
+            hit = False  # an earlier gate was hit: the task's loop stopped there
+            for g, gx, gy, gz, hx, hy, hz, c, sn in gates:
+                a1, b1, z1 = px - gx, py - gy, pz - gz
+                d2 = a1**2 + b1**2 + z1**2
                 x1 = a1 * c + b1 * sn
                 b = sqrt(d2) - near
                 b2 = abs(x1) - slab
-                b = b if b > b2 else b2
+                if b2 > b:
+                    b = b2
                 if b < bound:
                     bound = b
-                if d2 > lim2 or code[j]:  # far, or an earlier gate was hit: task stopped
+                if d2 > lim2 or hit:  # far: NONE
                     continue
-                hx, hy, hz = pgl[g]
                 a0, b0 = ox - hx, oy - hy
                 x0 = a0 * c + b0 * sn
                 if (x0 < 0.0) == (x1 < 0.0) and not abs(x1) <= slab:
                     continue  # neither crosses the plane nor ends in the slab: NONE
-                res = classify((x0, -a0 * sn + b0 * c, oz - hz), (x1, -a1 * sn + b1 * c, pz - gz),
+                res = classify((x0, -a0 * sn + b0 * c, oz - hz), (x1, -a1 * sn + b1 * c, z1),
                                rnd, geo, r)  # fmt: skip
                 if res == HIT:
                     code[j] = 4  # "gate_frame"
+                    hit = True
                 elif res == PASS and g == target:
                     passed[j] = True
             self.scan_p[i] = (px, py, pz)
@@ -655,9 +709,6 @@ class DroneRaceOps(QuadrotorOps):
 
     def task_state(self, idx: Index, out: np.ndarray) -> None:
         p = self.qpos[idx, self.pos_sl]
-        g_flat, n_flat = self.g_pos.reshape(-1, 3), self.normals.reshape(-1, 3)
-        r1, r2 = self.r1[idx], self.r2[idx]
-        out[:, 0:3] = g_flat[r1] - p
-        out[:, 3:6] = n_flat[r1]
-        out[:, 6:9] = g_flat[r2] - p
-        out[:, 9:12] = n_flat[r2]
+        out[:] = self.tg[idx]
+        out[:, 0:3] -= p
+        out[:, 6:9] -= p
