@@ -19,8 +19,10 @@ Per task (DroneRace, RooftopLanding, Grasp) it writes rows of ``results/transfer
    stand-in reality on the same episode seeds (Wilson 95 % CIs):
    ``policy_stage1`` (trained on the env's default randomization, which collects the real
    rollouts), ``policy_broad`` (stage 1 + a fine-tune on that prior), ``policy_simopt``
-   (stage 1 + the same fine-tune on SimOpt's adapted distribution), ``policy_oracle`` (stage 1
-   and fine-tune both on the hidden true values), ``scripted_expert`` (reference). A
+   (stage 1 + the same fine-tune on SimOpt's adapted distribution; RooftopLanding's recipe
+   trains a stage 1 and the fine-tune both on that distribution instead,
+   ``Recipe.adapted_from_scratch``), ``policy_oracle`` (stage 1 and fine-tune both on the
+   hidden true values), ``scripted_expert`` (reference). A
    ``policy_comparison`` row puts broad / simopt / oracle side by side and judges the target:
    simopt >= broad and within 10 points of the oracle (``informative``: the oracle succeeds
    >= 50 %; below that the target holds trivially and says nothing).
@@ -388,7 +390,10 @@ def policy_rows(name: str, data: dict[str, Any]) -> list[dict[str, Any]]:
         "pipeline_budget": cfg["budget"], "budget_overrides": cfg.get("overrides", {}),
     }  # fmt: skip
     rows = []
+    scratch = bool(cfg["recipe"].get("adapted_from_scratch", False))
     for tag, (method, desc) in _TAGS.items():
+        if tag == "after" and scratch:
+            desc = "stage 1 + one fine-tune, both on SimOpt's adapted distribution (from scratch)"
         if tag in ev:
             rows.append({"env_id": env_id, "method": method, **ev[tag], **common,
                          "description": desc})  # fmt: skip
@@ -416,6 +421,7 @@ def policy_rows(name: str, data: dict[str, Any]) -> list[dict[str, Any]]:
             "ft_bc": bv.get("ft_bc"), "ft_rl_steps": bv.get("ft_rl_steps"),
             "ft_scale": rec.get("ft_scale", 1), "bc_scale": rec.get("bc_scale", 1),
             "ft_keep_data": rec.get("ft_keep_data", False),
+            "adapted_from_scratch": scratch,
         }  # fmt: skip
     summary["finetune_dagger_success"] = {
         t: st[k].get("dagger_success") for t, k in (("broad", "control"), ("simopt", "finetune"),
