@@ -1,5 +1,7 @@
 """The randomization engine on its own: distributions, specs, streams, textures, sensor noise."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -302,3 +304,18 @@ def test_sampled_arrays_are_fresh():
     assert b["dynamics.offset"].tolist() == [0.25, -0.5]
     assert b["appearance.tint"].tolist() == [1.0, 1.0, 1.0]
     assert not np.any(b["dynamics.wind"] == 0.75) and not np.any(b["dynamics.gains"] == 0.75)
+
+
+def test_opencv_runs_without_its_spinning_thread_pool_unless_the_user_asks():
+    """Image noise filters one small frame per step: OpenCV's pool workers would spin beside
+    it (~15-20 % of a core). A subprocess, so the user's variable is seen at import."""
+    import subprocess
+    import sys
+
+    code = "import cv2, simenvs.randomization.sensor; print(cv2.getNumThreads())"
+    env = {k: v for k, v in os.environ.items() if k != "OPENCV_FOR_THREADS_NUM"}
+    run = lambda e: subprocess.run(  # noqa: E731
+        [sys.executable, "-c", code], env=e, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert run(env) == "1"
+    assert run({**env, "OPENCV_FOR_THREADS_NUM": "2"}) == "2"

@@ -8,12 +8,19 @@ from 16 random bits per value): a 64x64 frame's effects cost tens of microsecond
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 
 import cv2
 import numpy as np
+
+# OpenCV's pool workers spin (sched_yield) between calls: beside an env that filters one small
+# frame per step they burned ~15-20 % of a core, the core a second env worker needs, and
+# frames this small gain nothing from threads. A user's OPENCV_FOR_THREADS_NUM wins.
+if "OPENCV_FOR_THREADS_NUM" not in os.environ:
+    cv2.setNumThreads(1)
 
 from simenvs.randomization.params import ParamDef
 
