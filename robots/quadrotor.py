@@ -59,6 +59,8 @@ from typing import Any
 import mujoco
 import numpy as np
 
+from simenvs.robots.indexing import as_slice
+
 __all__ = [
     "ACTION_MODES",
     "GRAVITY",
@@ -486,9 +488,9 @@ class Quadrotor:
             ) from None
         self.drag_ids = np.array([model.actuator(f"{pre}_drag_{a}").id for a in "xyz"])
         self.act_adr = np.array([model.actuator_actadr[i] for i in self.cmd_ids])
-        self._cmd_slice = _as_slice(self.cmd_ids)
-        self._drag_slice = _as_slice(self.drag_ids)
-        self._act_slice = _as_slice(self.act_adr)
+        self._cmd_slice = as_slice(self.cmd_ids)
+        self._drag_slice = as_slice(self.drag_ids)
+        self._act_slice = as_slice(self.act_adr)
         q, v = self.qpos_adr, self.qvel_adr
         self.pos_slice, self.quat_slice = slice(q, q + 3), slice(q + 3, q + 7)
         self.vel_slice, self.angvel_slice = slice(v, v + 3), slice(v + 3, v + 6)
@@ -708,10 +710,3 @@ class Quadrotor:
             ParamDef(f"{q}.wind", np.zeros(3), np.full(3, -3.0), np.full(3, 3.0), shape=(3,),
                      unit="m/s", doc="constant wind (world frame), acts through the drag"),
         ]  # fmt: skip
-
-
-def _as_slice(ids: np.ndarray) -> slice | np.ndarray:
-    ids = np.asarray(ids)
-    if len(ids) and np.all(np.diff(ids) == 1):
-        return slice(int(ids[0]), int(ids[-1]) + 1)
-    return ids

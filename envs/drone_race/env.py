@@ -27,6 +27,7 @@ from simenvs.envs.drone_race.gates import (
 from simenvs.envs.drone_race.textures import SPLITS, add_gate_textures
 from simenvs.envs.drone_race.tracks import TRACKS, Track, make_track
 from simenvs.envs.quadrotor_task import QuadrotorTask, merge_reward_weights
+from simenvs.robots.indexing import as_slice
 from simenvs.robots.quadrotor import QuadrotorParams, get_preset
 
 _PARKED = (0.0, 0.0, -50.0)  # mocap position of unused gates, below the floor
@@ -221,14 +222,15 @@ class DroneRaceEnv(QuadrotorTask):
         self._gate_mocap = np.array(
             [m.body_mocapid[m.body(f"gate{i}").id] for i in range(MAX_GATES)]
         )
+        self._gate_rows_cache: dict[int, tuple] = {}  # _gate_rows of this model
         split = SPLITS[self.gate_textures]
         shapes = SHAPES if self.gate_shape == "random" else (self.gate_shape,)
         s = self.scale
 
         # the rows these write one value to, as slices where evenly spaced (basic indexing:
         # cheaper per reset than index arrays)
-        frames_i, mats_i = _as_slice(np.sort(frames)), _as_slice(np.sort(mats))
-        sq_i, rd_i = _as_slice(np.sort(sq)), _as_slice(np.sort(rd))
+        frames_i, mats_i = as_slice(np.sort(frames)), as_slice(np.sort(mats))
+        sq_i, rd_i = as_slice(np.sort(sq)), as_slice(np.sort(rd))
 
         def set_texture(model: Any, v: Any) -> None:
             model.geom_matid[frames_i] = mats[int(v)]
@@ -373,17 +375,13 @@ class DroneRaceEnv(QuadrotorTask):
 
     def _gate_rows(self, n: int) -> tuple[Any, Any, Any]:
         """Mocap rows of the used and unused gates and the frame geoms of the unused ones for
-        an ``n``-gate track, as slices where contiguous (cached per ``n``)."""
-        key = (self._gate_mocap, self._frame_geoms)  # (new ones if the scene is rebuilt)
-        cached = self.__dict__.get("_gate_rows_cache")
-        if cached is None or cached[0][0] is not key[0] or cached[0][1] is not key[1]:
-            cached = self._gate_rows_cache = (key, {})
-        cache = cached[1]
-        rows = cache.get(n)
+        an ``n``-gate track, as slices where evenly spaced (cached per model and ``n``)."""
+        rows = self._gate_rows_cache.get(n)
         if rows is None:
             mocap = self._gate_mocap
             hidden = np.sort(np.concatenate([ids[n:] for ids in self._frame_geoms]))
-            rows = cache[n] = (_as_slice(mocap[:n]), _as_slice(mocap[n:]), _as_slice(hidden))
+            rows = (as_slice(mocap[:n]), as_slice(mocap[n:]), as_slice(hidden))
+            self._gate_rows_cache[n] = rows
         return rows
 
     def _move_gates(self, t: float) -> None:
@@ -572,18 +570,6 @@ class DroneRaceEnv(QuadrotorTask):
             "time": self._t,
             "closed": self.track.closed,
         }
-
-
-def _as_slice(ids: np.ndarray) -> slice | np.ndarray:
-    """Sorted ids as a slice when evenly spaced (a view, no fancy indexing), else the ids."""
-    ids = np.asarray(ids, dtype=np.int64)
-    if ids.size == 1:
-        return slice(int(ids[0]), int(ids[0]) + 1)
-    if ids.size:
-        step = int(ids[1] - ids[0])
-        if step > 0 and np.array_equal(ids, ids[0] + step * np.arange(ids.size)):
-            return slice(int(ids[0]), int(ids[-1]) + 1, step)
-    return ids
 
 
 def _walls(h: float, wall_h: float) -> list[tuple[list[float], list[float]]]:

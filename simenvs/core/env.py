@@ -288,14 +288,11 @@ class SimEnv(gym.Env):
         self.last_action = a
         self.step_count = n = self.step_count + 1
         self._distractor_time += self._dt  # moved lazily, before the next render
-        # _check_physics() when MuJoCo counted a new bad-state warning (the usual case, none,
-        # costs one read of the three counters)
-        if sum(self._bad_warnings.tolist()) > self._warn0:
-            error = self._check_physics()
-            if error is not None:
-                obs = self._get_obs()
-                info = {"physics_error": error, "is_success": False}
-                return obs, 0.0, False, True, info
+        error = self._check_physics()
+        if error is not None:
+            obs = self._get_obs()
+            info = {"physics_error": error, "is_success": False}
+            return obs, 0.0, False, True, info
         reward, terminated, info = self.evaluate()
         truncated = n >= self.max_episode_steps and not terminated
         if truncated:

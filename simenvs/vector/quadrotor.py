@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from simenvs.robots.indexing import as_slice
 from simenvs.robots.quadrotor import quat_to_rot, quats_to_rots
 from simenvs.vector.ops import BatchOps, Index
 
@@ -54,14 +55,6 @@ def _pow2(x: np.ndarray) -> np.ndarray:
     if two is None:
         two = _TWOS[x.shape] = np.full(x.shape, 2.0)
     return np.power(x, two)
-
-
-def _as_index(ids: Sequence[int]) -> slice | np.ndarray:
-    """Column ids as a slice when contiguous (basic indexing: a view, no gather)."""
-    a = np.asarray(ids, dtype=np.int64)
-    if a.size and np.array_equal(a, np.arange(a[0], a[0] + a.size)):
-        return slice(int(a[0]), int(a[0]) + a.size)
-    return a
 
 
 # ---- the tasks' non-public state, in one place -------------------------------------------
@@ -138,8 +131,8 @@ class QuadrotorOps(BatchOps):
         q = e0.quad
         self.quad = q
         self.body = int(q.body_id)
-        self.cmd = _as_index(q.cmd_ids)
-        self.drag = _as_index(q.drag_ids)
+        self.cmd = as_slice(q.cmd_ids)
+        self.drag = as_slice(q.drag_ids)
         self.pos_sl, self.vel_sl, self.angvel_sl = q.pos_slice, q.vel_slice, q.angvel_slice
         self.quat_sl = q.quat_slice
         b = self.batch
