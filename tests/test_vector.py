@@ -199,8 +199,9 @@ def test_drone_race_fast_path_equals_single_envs(few, monkeypatch):
 
 
 def test_normal_buffer_hands_out_each_stream_in_order():
-    """Blocks drawn ahead, large takes straight from the generator after what is buffered,
-    and rewinds before others draw: every sim sees its own stream's values in order."""
+    """Blocks drawn ahead, large takes (and fills) straight from the generator after what is
+    buffered, and rewinds before others draw: every sim sees its own stream's values in
+    order."""
     from types import SimpleNamespace
 
     from simenvs.vector.ops import NormalBuffer
@@ -213,7 +214,12 @@ def test_normal_buffer_hands_out_each_stream_in_order():
     for t in range(60):
         rows = np.flatnonzero(rng.random(2) < 0.7)
         k = int(rng.choice([1, 5, 18, 40, 100]))
-        got = buf.take(rows, k)
+        if t % 3 == 2:  # fill: one sim's values into a given row (the IMU noise refill)
+            got = np.zeros((len(rows), k))
+            for j, i in enumerate(rows.tolist()):
+                buf.fill(i, got[j])
+        else:
+            got = buf.take(rows, k)
         for j, i in enumerate(rows.tolist()):
             np.testing.assert_array_equal(got[j], refs[i].standard_normal(k), err_msg=f"{t}")
         if t % 7 == 0:  # someone else draws from sim 0's stream

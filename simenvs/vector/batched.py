@@ -26,7 +26,6 @@ sim; the others continue.
 from __future__ import annotations
 
 import copy
-import math
 import operator
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -42,10 +41,12 @@ from simenvs.core.env import _BAD, SimEnv
 from simenvs.vector.ops import BatchOps, NormalBuffer, find_ops
 from simenvs.vector.physics import DirectPhysics, SingleBatch
 from simenvs.vector.render import SharedContextRenderer, SharedGL
+from simenvs.vector.step_kernels import clip_actions, step_results
 
 __all__ = ["BatchedVectorEnv", "make_task_factory", "TaskFactory"]
 
 _BAD_NAMES = [str(mujoco.mjtWarning(int(w)).name) for w in _BAD]
+_BAD_LO, _BAD_HI = min(_BAD), max(_BAD) + 1  # the warnings counted (physics.warnings' slice)
 
 
 class TaskFactory:
@@ -189,6 +190,7 @@ class BatchedVectorEnv(VectorEnv):
         self._last_action = np.zeros((n, *a_shape))
         self._autoreset = np.zeros(n, dtype=bool)
         self._warn0 = np.zeros(n, dtype=np.int64)
+        self._nobody = np.zeros(n, dtype=bool)  # an all-False mask (none finished, failed)
         self._latency = np.zeros(n, dtype=np.int64)
         lat = [p for p in e0.registry if p.name == "dynamics.action_latency"]
         max_lat = int(np.max(lat[0].bounds()[1])) if lat else 0
@@ -200,6 +202,8 @@ class BatchedVectorEnv(VectorEnv):
         self._obs = create_empty_array(self.single_observation_space, n=n, fn=np.zeros)
         self._a_low = np.asarray(self.single_action_space.low)
         self._a_high = np.asarray(self.single_action_space.high)
+        self._a_lo = np.ascontiguousarray(self._a_low, dtype=np.float64).ravel()  # clip_actions'
+        self._a_hi = np.ascontiguousarray(self._a_high, dtype=np.float64).ravel()
         self._env_obs: list[Any] = [None] * n
         self._rewards = np.zeros(n)
         self._terminations = np.zeros(n, dtype=bool)
@@ -534,15 +538,11 @@ class BatchedVectorEnv(VectorEnv):
                 a = a.reshape(n, *shape)
             else:
                 raise ValueError(f"actions must have shape {(n, *shape)}, got {a.shape}")
-        total = a.sum()  # one reduction: finite iff every element is
-        if not math.isfinite(total) and not np.isfinite(a).all():  # (a huge sum can overflow)
-            i = int(np.flatnonzero(~np.isfinite(a.reshape(n, -1)).all(axis=1))[0])
+        out = np.empty(a.shape)  # a new array: never the caller's
+        i = clip_actions(a.reshape(n, -1), self._a_lo, self._a_hi, out.reshape(n, -1))
+        if i >= 0:
             raise ValueError(f"action of env {i} has non-finite values: {a[i].tolist()}")
-        out = np.minimum(a, self._a_high)  # a new array: never the caller's
-        return np.maximum(out, self._a_low, out=out)
-
-    def _warnings(self, ids: np.ndarray | slice) -> np.ndarray:
-        return self.physics.warnings(ids)
+        return out
 
     def _advance_generic(self, active: np.ndarray, a: np.ndarray) -> dict[str, Any]:
         """One control step of the tasks ``active``, through their own hooks (SimEnv.step)."""
@@ -641,22 +641,8 @@ class BatchedVectorEnv(VectorEnv):
         try:
             ops.apply_actions(idx, applied)
             failed = self.physics.step(None if full else active, self.frame_skip)
-            steps = steps + 1
-            self._steps[idx] = steps
+            self._steps[idx] += 1
             self._last_action[idx] = a_idx
-            counts = self._warnings(idx)
-            warn0 = self._warn0[idx]
-            diverged = counts > warn0
-            qp, qv = self._qpos[idx], self._qvel[idx]
-            total = qp.sum() + qv.sum()
-            if total - total == 0.0:  # all finite (one sum: the common case)
-                error = diverged
-            else:  # per sim (inf - inf is nan: caught as well)
-                error = diverged | ~np.isfinite(qp.sum(axis=1) + qv.sum(axis=1))
-            if error.any():
-                self._warn0[idx] = np.maximum(counts, warn0)
-            if failed.size:
-                error = error | np.isin(active, failed)
             with np.errstate(all="ignore"):
                 reward, term, info = ops.evaluate(idx)
                 obs = ops.state_obs(idx)
@@ -673,38 +659,45 @@ class BatchedVectorEnv(VectorEnv):
                     ).astype(np.float32)
         finally:
             self._finishing = None
-        term = np.asarray(term, dtype=bool)
-        trunc = (steps >= self.max_episode_steps) & ~term
         self._obs[idx] = obs
         n = self.num_envs
-        if finished is not None:  # dropped: the reset that follows gives their obs and info
-            keep = ~finished
-            error = error & keep
-            reward = np.where(finished, 0.0, reward)
-            term = term & keep
-            trunc = trunc & keep
+        k = len(active)
+        diverged, error = np.empty(k, dtype=bool), np.empty(k, dtype=bool)
+        ok, tl = np.empty(k, dtype=bool), np.empty(k, dtype=bool)
+        fail = self._nobody
+        if failed.size:  # (MuJoCo errors)
+            fail = np.zeros(n, dtype=bool)
+            fail[failed] = True
+        any_error, any_tl = step_results(
+            active, self.batch.warning, _BAD_LO, _BAD_HI, self._warn0, self._qpos, self._qvel,
+            fail, self._steps, self.max_episode_steps, np.asarray(term, dtype=bool),
+            np.asarray(reward, dtype=np.float64), self._nobody if finished is None
+            else finished, self._rewards, self._terminations, self._truncations, diverged,
+            error, ok, tl,
+        )  # fmt: skip
         infos: dict[str, Any] = {}
-        ok = ~error
+        # one block of masks, a row per key: each key owns its mask (_add_info edits them)
         if finished is not None:
-            ok &= keep
-            own = ops.fresh_info  # the info arrays are the env's to edit
-            for key, val in info.items() if not finished.all() else ():  # (no sim stepped)
-                val = np.asarray(val) if own else np.array(val)
-                val[finished] = None if val.dtype == object else 0
-                infos[key], infos["_" + key] = val, ok.copy()
+            if not finished.all():  # (else no sim stepped)
+                masks = np.empty((len(info), n), dtype=bool)
+                masks[:] = ok
+                fin = np.flatnonzero(finished)
+                own = ops.fresh_info  # the info arrays are the env's to edit
+                for (key, val), mask in zip(info.items(), masks):
+                    val = np.asarray(val) if own else np.array(val)
+                    val[fin] = None if val.dtype == object else 0
+                    infos[key], infos["_" + key] = val, mask
         elif full:
-            for key, val in info.items():
-                infos[key] = np.asarray(val)
-                infos["_" + key] = ok.copy()  # own array: _add_info edits masks in place
+            masks = np.empty((len(info), n), dtype=bool)
+            masks[:] = ok
+            for (key, val), mask in zip(info.items(), masks):
+                infos[key], infos["_" + key] = np.asarray(val), mask
         else:
             mask = _scatter(ok, active, n)
             for key, val in info.items():
                 infos[key] = _scatter(np.asarray(val), active, n)
                 infos["_" + key] = mask.copy()
-        if error.any():
-            reward = np.where(error, 0.0, reward)
-            term = term & ok
-            trunc = trunc | error
+        if any_error:
             msgs = np.full(n, None, dtype=object)
             emask = np.zeros(n, dtype=bool)
             for j in np.flatnonzero(error).tolist():
@@ -715,13 +708,9 @@ class BatchedVectorEnv(VectorEnv):
             succ = infos.setdefault("is_success", np.zeros(n, dtype=bool))
             succ[emask] = False
             infos["_is_success"] = infos.get("_is_success", np.zeros(n, dtype=bool)) | emask
-        tl = trunc & ok
-        if tl.any():
+        if any_tl:
             m = tl if full else _scatter(tl, active, n)
             infos["TimeLimit.truncated"], infos["_TimeLimit.truncated"] = m.copy(), m
-        self._rewards[idx] = reward
-        self._terminations[idx] = term
-        self._truncations[idx] = trunc
         return infos
 
     def _error_message(self, i: int, j: int, diverged, failed) -> str:

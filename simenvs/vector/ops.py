@@ -146,26 +146,37 @@ class NormalBuffer:
         return out
 
     def _take_large(self, rows: np.ndarray, k: int) -> np.ndarray:
-        """Draws of half a block or more (an IMU noise block): what is buffered, then the rest
-        straight from the generator, which leaves the row's buffer empty and its generator
-        right after the values handed out (nothing to rewind). Buffering such draws would
-        cost a block refill and a gather per row for each."""
+        """Draws of half a block or more (an IMU noise block), row by row (``_fill_large``)."""
         out = np.empty((len(rows), k))
-        blk = self.block
         for j, i in enumerate(rows.tolist()):
-            gen = self.envs[i].streams.noise
-            p = int(self._pos[i]) if gen is self._gen[i] else blk
-            left = blk - p
-            if left >= k:
-                out[j] = self._buf[i, p : p + k]
-                self._pos[i] = p + k
-                continue
-            if left:
-                out[j, :left] = self._buf[i, p:]
-            out[j, left:] = gen.standard_normal(k - left)
-            self._gen[i] = self._saved[i] = None
-            self._pos[i] = blk
+            self._fill_large(i, out[j])
         return out
+
+    def fill(self, i: int, out: np.ndarray) -> None:
+        """The next ``len(out)`` values of sim i's stream into ``out`` (1-d, contiguous), as
+        ``take([i], len(out))[0]`` gives them, without the copy."""
+        if 2 * len(out) >= self.block:
+            self._fill_large(i, out)
+        else:
+            out[:] = self.take(np.array([i]), len(out))[0]
+
+    def _fill_large(self, i: int, out: np.ndarray) -> None:
+        """What is buffered, then the rest straight from the generator, which leaves the row's
+        buffer empty and its generator right after the values handed out (nothing to rewind).
+        Buffering such draws would cost a block refill and a gather per row for each."""
+        k, blk = len(out), self.block
+        gen = self.envs[i].streams.noise
+        p = int(self._pos[i]) if gen is self._gen[i] else blk
+        left = blk - p
+        if left >= k:
+            out[:] = self._buf[i, p : p + k]
+            self._pos[i] = p + k
+            return
+        if left:
+            out[:left] = self._buf[i, p:]
+        gen.standard_normal(out=out[left:])
+        self._gen[i] = self._saved[i] = None
+        self._pos[i] = blk
 
     def _refill(self, i: int) -> None:
         gen = self.envs[i].streams.noise

@@ -11,17 +11,21 @@ or write of a task attribute that is not public API goes through the accessors b
 rename on the task side is a change in one place; ``tests/test_vector.py`` compares this path
 with the single env step for step, so a change on either side shows up there.
 
-Exactness: the scalar code uses ``x ** 2`` on floats (C ``pow``), reproduced here with
-``np.power`` against an array exponent (numpy squares when the exponent is the scalar 2, which
-differs from ``pow`` in the last bit for ~0.1 % of values). The attitude is the robot module's
-``quats_to_rots`` of the current ``qpos`` (the single env's ``quat_to_rot``, over arrays). Near
-a gate (a few % of steps) the pass/hit classification runs per sim with the task's own
-``classify``.
+Exactness: the per-step work runs in the compiled kernels of ``simenvs.vector.kernels``
+(one pass over the sims per phase: ``quad_actions``, ``race_pre``, ``race_post``, ``quad_obs``,
+and ``gate_scan`` when a sim may be near a gate), with the task's arithmetic in its order, so
+the results are the single env's bit for bit. The scalar code's ``x ** 2`` is C ``pow``, which
+the kernels call too (numpy squares when the exponent is the scalar 2, which differs from
+``pow`` in the last bit for ~0.1 % of values). The attitude is ``quat_to_rot``'s arithmetic
+on the current ``qpos``. The pass/hit classification of a (sim, gate) pair the scan returns
+(a few per gate passage) runs with the task's own ``classify``. Moving gates (``np.sin``),
+ground effect and the IMU noise draws (the task's noise stream) stay in numpy.
 
-Cost: a step of all sims is ~50 numpy calls on ``(num_envs, ...)`` arrays, with no per-sim
-Python unless a sim is near a gate, moving gates are on, or ground effect is on. The ops may
-run on sims that finished their episode and are reset right after the step
-(``steps_finished``): those draw no noise, and the reset overwrites what they computed.
+Cost: a step of all sims is 5 kernel calls and ~30 small numpy calls, with per-sim Python
+only for the IMU noise blocks (one draw per sim every 32 steps), a near gate's
+``classify``, moving gates or ground effect. The ops may run on sims that finished their
+episode and are reset right after the step (``steps_finished``): those draw no noise, and
+the reset overwrites what they computed.
 """
 
 from __future__ import annotations
@@ -35,6 +39,14 @@ import numpy as np
 
 from simenvs.robots.indexing import as_slice
 from simenvs.robots.quadrotor import quat_to_rot, quats_to_rots
+from simenvs.vector.kernels import (
+    gate_scan,
+    imu_refill_rows,
+    quad_actions,
+    quad_obs,
+    race_post,
+    race_pre,
+)
 from simenvs.vector.ops import BatchOps, Index
 
 __all__ = ["QuadrotorOps", "DroneRaceOps"]
@@ -43,7 +55,10 @@ _NQ = 18
 REASONS = np.array(["", "diverged", "ground", "out_of_arena", "gate_frame"], dtype=object)
 
 
-_FEW = 6  # at most this many sims to scan for gates: a Python loop (see _scan_few)
+# at most this many sims scanned for gates through the compiled loop (_scan_few); more go
+# through numpy (_scan), the vectorized reference the tests cross-check by setting this to 0
+_FEW = 1 << 30
+_FEW_ROWS = 6  # at most this many sims' rotations / failure codes in Python floats
 _TWOS: dict[tuple[int, ...], np.ndarray] = {}
 
 
@@ -152,8 +167,6 @@ class QuadrotorOps(BatchOps):
         self.imu_on = np.zeros(n, dtype=bool)
         self.block = int(getattr(qt, "_NOISE_BLOCK", 1))  # IMU noise rows drawn at once
         self.imu_buf = np.zeros((n, self.block, _NQ))
-        self._imu_flat = self.imu_buf.reshape(n * self.block, _NQ)  # (a view)
-        self._imu_row0 = np.arange(n) * self.block  # each sim's first row in _imu_flat
         self.imu_i = np.full(n, self.block, dtype=np.int64)
         self.prev_action = np.zeros((n, 4))
         self.change2 = np.zeros(n)
@@ -167,8 +180,22 @@ class QuadrotorOps(BatchOps):
         self._lo_fly = np.array([self.arena_lo[0], self.arena_lo[1], self.half_height])
         self._flat_ground = type(e0).ground_height is qt.QuadrotorTask.ground_height
         self._all = np.arange(n)
-        self._buf: dict[int, np.ndarray] = {}
-        self._wind_all = self._imu_all = False  # every sim has wind / IMU noise this episode
+        self._imu_any = False  # any sim has IMU noise this episode
+        # the kernels' column numbers (slices of the state rows)
+        nu = self.ctrl.shape[1]
+        self._cmd_ids = np.arange(nu)[self.cmd].astype(np.int64)
+        self._drag_ids = np.arange(nu)[self.drag].astype(np.int64)
+        if len(self._drag_ids) != 3:
+            raise ValueError(f"expected 3 drag actuators, got {len(self._drag_ids)}")
+        nq, nv = self.qpos.shape[1], self.qvel.shape[1]
+        self._p0 = _start(self.pos_sl, nq, 3)
+        self._q0 = _start(self.quat_sl, nq, 4)
+        self._v0 = _start(self.vel_sl, nv, 3)
+        self._w0 = _start(self.angvel_sl, nv, 3)
+        self._no_finish = np.zeros(n, dtype=bool)  # venv._finishing when None
+        self._refill = np.zeros(n, dtype=np.int64)  # imu_refill_rows' output
+        self._no_task = (np.zeros((n, 0)), np.zeros(0, dtype=bool))
+        self._dim = int(venv.single_observation_space.shape[0])
 
     def rows(self, idx: Index) -> np.ndarray:
         return self._all if isinstance(idx, slice) else idx
@@ -193,8 +220,7 @@ class QuadrotorOps(BatchOps):
             self.prev_action[i] = prev
             self.change2[i] = change2
         self.rot_ok[np.asarray(ids)] = False
-        self._wind_all = bool(self.wind_on.all())
-        self._imu_all = bool(self.imu_on.all())
+        self._imu_any = bool(self.imu_on.any())
 
     def sync_task(self, i: int) -> None:
         k = int(self.imu_i[i])
@@ -217,7 +243,7 @@ class QuadrotorOps(BatchOps):
         ok = self.rot_ok[idx]
         if not ok.all():
             bad = self.rows(idx)[~ok]
-            if len(bad) <= _FEW:  # (sims just reset)
+            if len(bad) <= _FEW_ROWS:  # (sims just reset)
                 q = self.qpos[bad, self.quat_sl].tolist()
                 self.rot[bad] = [quat_to_rot(*x) for x in q]
             else:
@@ -227,33 +253,16 @@ class QuadrotorOps(BatchOps):
 
     def apply_actions(self, idx: Index, applied: np.ndarray) -> None:
         a = np.asarray(applied, dtype=np.float64)
-        u = self.quad.action_to_ctrl(a)
-        full = isinstance(idx, slice)
-        if full:
-            self.ctrl[:, self.cmd] = u
-        else:
-            self.ctrl[idx[:, None], self.cmd] = u
-        if full and self._wind_all:
-            r = self._current_rots(idx)  # drag reference = R^T w, column by column
-            w = self.wind
-            self.ctrl[:, self.drag] = (
-                r[:, 0:3] * w[:, 0:1] + r[:, 3:6] * w[:, 1:2] + r[:, 6:9] * w[:, 2:3]
-            )
-        else:
-            wind = self.wind_on[idx]
-            if wind.any():
-                wr = self.rows(idx)[wind]
-                r = self._current_rots(wr)
-                w = self.wind[wr]
-                self.ctrl[wr[:, None], self.drag] = (
-                    r[:, 0:3] * w[:, 0:1] + r[:, 3:6] * w[:, 1:2] + r[:, 6:9] * w[:, 2:3]
-                )
+        u = np.asarray(self.quad.action_to_ctrl(a), dtype=np.float64)
+        rows = self.rows(idx)
+        if a.shape != (len(rows), 4) or u.shape != (len(rows), len(self._cmd_ids)):
+            raise ValueError(f"actions of shape {a.shape} for {len(rows)} sims: need 4 each")
+        quad_actions(
+            rows, a, u, self.ctrl, self._cmd_ids, self._drag_ids, self.wind, self.wind_on,
+            self.qpos, self._q0, self.rot, self.rot_ok, self.prev_action, self.change2, 2.0,
+        )  # fmt: skip
         if self.ground_effect:
-            self._ground_effect(self.rows(idx))
-        d = a - self.prev_action[idx]
-        e = _pow2(d)
-        self.change2[idx] = e[:, 0] + e[:, 1] + e[:, 2] + e[:, 3]
-        self.prev_action[idx] = a
+            self._ground_effect(rows)
 
     def _ground_effect(self, rows: np.ndarray) -> None:
         from simenvs.robots.quadrotor import ground_effect_factor
@@ -270,70 +279,40 @@ class QuadrotorOps(BatchOps):
             self.xfrc[i, self.body, :3] = (f - 1.0) * thrust * zaxis
 
     def state_obs(self, idx: Index) -> np.ndarray:
-        """pos, vel, rot, body rates (+ IMU noise), the task part, last action; filled in one
-        float64 buffer and cast once, as the task's list of floats -> float32."""
-        full = isinstance(idx, slice)
+        """pos, vel, rot, body rates (+ IMU noise), the task part, last action, as the task's
+        list of floats -> float32 (one kernel pass; the IMU noise blocks refilled first)."""
         rows = self.rows(idx)
-        n = len(rows)
-        buf = self._buf.get(n)
-        if buf is None:
-            d = int(self.venv.single_observation_space.shape[0])
-            buf = self._buf[n] = np.empty((n, d))
-        qpos, qvel = self.qpos, self.qvel
-        buf[:, 0:3] = qpos[idx, self.pos_sl]
-        buf[:, 3:6] = qvel[idx, self.vel_sl]
-        if full:
-            self.rots(idx, self.rot)
-            buf[:, 6:15] = self.rot
-            self.rot_ok[:] = True
-        else:
-            r = self.rots(idx, buf[:, 6:15])
-            self.rot[idx] = r
-            self.rot_ok[idx] = True
-        buf[:, 15:18] = qvel[idx, self.angvel_sl]
         finishing = self.venv._finishing  # sims reset right after this step: no noise drawn
-        if full and self._imu_all:
-            self._imu_noise(rows, buf, skip=finishing)
-        else:
-            noisy = self.imu_on[idx]
-            if finishing is not None:
-                noisy = noisy & ~finishing[idx]
-            if noisy.any():
-                self._imu_noise(rows[noisy], buf, noisy)
-        self.task_state(idx, buf[:, _NQ:-4])
-        buf[:, -4:] = self.venv._last_action[idx]
-        return buf.astype(np.float32)
+        if finishing is None:
+            finishing = self._no_finish
+        if self._imu_any:
+            k = imu_refill_rows(rows, self.imu_on, self.imu_i, self.block, finishing, self._refill)
+            if k:
+                self._refill_imu(self._refill[:k].copy())
+        tg, rel = self.task_part()
+        last = self.venv._last_action
+        if _NQ + tg.shape[1] + last.shape[1] != self._dim or len(rel) * 3 != tg.shape[1]:
+            raise ValueError(f"task part of width {tg.shape[1]} does not fit {self._dim} obs")
+        out = np.empty((len(rows), self._dim), dtype=np.float32)
+        quad_obs(
+            rows, self.qpos, self.qvel, self._p0, self._v0, self._w0, self._q0, self.rot,
+            self.rot_ok, self.imu_on, finishing, self.imu_buf, self.imu_i, tg, rel, last, out,
+        )  # fmt: skip
+        return out
 
-    def _imu_noise(
-        self, nr: np.ndarray, buf: np.ndarray, mask: Any = None, skip: Any = None
-    ) -> None:
-        """Add each sim's next IMU noise row (the task's block refill: std * normals).
+    def _refill_imu(self, empty: np.ndarray) -> None:
+        """Draw the next IMU noise block of sims ``empty`` (the task's refill: std * normals)."""
+        fill = self.venv.noise.fill
+        for i in empty.tolist():
+            block = self.imu_buf[i]
+            fill(i, block.reshape(-1))  # (a view: the buffer is contiguous)
+            np.multiply(block, self.imu_std[i], out=block)  # (std * z: the same product)
+        self.imu_i[empty] = 0
 
-        ``skip`` (with every sim): sims reset right after this step, whose observation is
-        dropped: they draw no noise (a spent block is not refilled; any of its rows is added).
-        """
-        full = mask is None  # then nr is every sim, in order: slices instead of gathers
-        k = self.imu_i if full else self.imu_i[nr]
-        used = k >= self.block
-        if skip is not None:
-            used &= ~skip
-        if used.any():
-            empty = nr[used]
-            z = self.venv.noise.take(empty, self.block * _NQ).reshape(-1, self.block, _NQ)
-            self.imu_buf[empty] = self.imu_std[empty, None, :] * z
-            self.imu_i[empty] = 0
-            k = self.imu_i if full else self.imu_i[nr]
-        if full:  # one gather along the flat rows (cheaper than a 2-d fancy index)
-            if skip is not None:  # (their reset sets imu_i again)
-                k = np.minimum(k, self.block - 1)
-            buf[:, :_NQ] += self._imu_flat[self._imu_row0 + k]
-            self.imu_i += 1
-        else:
-            buf[mask, :_NQ] += self._imu_flat[self._imu_row0[nr] + k]
-            self.imu_i[nr] = k + 1
-
-    def task_state(self, idx: Index, out: np.ndarray) -> None:
-        """Write the task part of the state (between body rates and last action) into out."""
+    def task_part(self) -> tuple[np.ndarray, np.ndarray]:
+        """The task part of the state (between body rates and last action) of every sim: an
+        ``(n, 3k)`` array and k flags, True where a triple is relative to the position."""
+        return self._no_task
 
     def failure(self, idx: Index, p: np.ndarray) -> np.ndarray:
         """QuadrotorTask.quad_failure over sims as codes into ``REASONS`` (0: flying)."""
@@ -342,7 +321,7 @@ class QuadrotorOps(BatchOps):
             if ok.all():
                 return np.zeros(len(p), dtype=np.int64)  # (nan fails both comparisons)
             bad = np.flatnonzero(~ok.all(axis=1))
-            if len(bad) <= _FEW:  # (a sim or two crashed): the codes below, in Python floats
+            if len(bad) <= _FEW_ROWS:  # (a sim or two crashed): the codes below, in Python floats
                 return self._few_failures(len(p), bad, p[bad].tolist())
         z = p[:, 2]
         if self._flat_ground:
@@ -376,13 +355,13 @@ class QuadrotorOps(BatchOps):
                 code[j] = 3
         return code
 
-    def rate_penalty(self, idx: Index) -> np.ndarray:
-        w = self.qvel[idx, self.angvel_sl]
-        ww = w * w
-        return ww[:, 0] + ww[:, 1] + ww[:, 2]
 
-    def action_change_penalty(self, idx: Index) -> np.ndarray:
-        return self.change2[idx]
+def _start(sl: slice, size: int, length: int) -> int:
+    """First column of a contiguous slice of ``length`` columns (what the kernels index)."""
+    cols = np.arange(size)[sl]
+    if len(cols) != length or (length > 1 and np.any(np.diff(cols) != 1)):
+        raise ValueError(f"expected {length} contiguous columns, got {sl}")
+    return int(cols[0])
 
 
 class DroneRaceOps(QuadrotorOps):
@@ -434,8 +413,13 @@ class DroneRaceOps(QuadrotorOps):
         self.tg = np.zeros((n, 12))
         self.k2 = np.zeros(n, dtype=np.int64)  # the gate after the target (tg's second)
         self._blank = REASONS[np.zeros(n, dtype=np.int64)]  # crash_reason of no crash
-        # _scan_few's per-sim gate lists (Python floats), built on first use; None: stale
-        self._pyl: list[tuple | None] = [None] * n
+        self._rel = np.array([True, False, True, False])  # tg's triples relative to the quad
+        self._scan_mask = np.zeros(n, dtype=bool)  # race_pre's output
+        self._no_pass = np.zeros(n, dtype=bool)  # race_post's gate passes when none scanned
+        self._cand = np.zeros((n * g, 8))  # gate_scan's output
+        w = self.weights
+        self._w = tuple(float(w[k]) for k in ("progress", "gate", "lap", "body_rate",
+                                              "action_change", "crash"))  # fmt: skip
 
     def on_reset(self, ids: Sequence[int]) -> None:
         super().on_reset(ids)
@@ -460,7 +444,6 @@ class DroneRaceOps(QuadrotorOps):
             else:
                 self.vmax[i] = 0.0
             self.bound[i] = -np.inf
-            self._pyl[i] = None
             self._set_rows(i)
         self._any_moving = bool(self.moving.any())
 
@@ -507,81 +490,56 @@ class DroneRaceOps(QuadrotorOps):
         g[:, 2] += a * up
         self.g_pos[i, :k] = g
         self.mocap_pos[i, self.gate_mocap[:k]] = g
-        self._pyl[i] = None  # (apply_actions refreshes tg)
 
     def evaluate(self, idx: Index) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """Two kernel passes (``race_pre``: time, failures, which sims may be near a gate;
+        ``race_post``: reward, gate passes, info) around the gate scan of the few sims that
+        need one."""
         rows = self.rows(idx)
         n = len(rows)
-        t = self.t[idx] + self.dt
-        self.t[idx] = t
-        p = np.array(self.qpos[idx, self.pos_sl])
-        code = self.failure(idx, p)
-        prev = self.prev_p[idx]
-        passed = np.zeros(n, dtype=bool)
-        scan = self._needs_scan(idx, p, prev, t)
-        if code.any():
-            scan &= code == 0
-        if scan.any():
-            self._scan(rows, np.flatnonzero(scan), p, prev, t, code, passed)
-        w = self.weights
-        e = _pow2(self.tg[idx, 0:3] - p)
-        dist = np.sqrt(e[:, 0] + e[:, 1] + e[:, 2])
-        reward = 0.0 + w["progress"] * (self.dist[idx] - dist)
-        success = np.zeros(n, dtype=bool)
-        if passed.any():
-            for j in np.flatnonzero(passed).tolist():
-                i = int(rows[j])
-                self.passed[i] += 1
-                rj = 0.0 + w["gate"]
-                if self.passed[i] >= self.goal[i]:
-                    success[j] = True
-                    rj += w["lap"]
-                    self.lap_time[i] = self.t[i]
-                self.target[i] = (self.target[i] + 1) % self.n_gates[i]
-                self._set_rows(i)
-                tx, ty, tz = (float(v) for v in self.g_pos[i, self.target[i]])
-                x, y, z = (float(v) for v in p[j])
-                dist[j] = math.sqrt((tx - x) ** 2 + (ty - y) ** 2 + (tz - z) ** 2)
-                rj += w["progress"] * float(self.dist[i])
-                reward[j] = rj
-        self.dist[idx] = dist
-        reward = reward - (
-            w["body_rate"] * self.rate_penalty(idx)
-            + w["action_change"] * self.action_change_penalty(idx)
-        )
-        crashed = code != 0
-        any_crash = crashed.any()
-        if any_crash:
-            reward = np.where(crashed, reward - w["crash"], reward)
-        self.prev_p[idx] = p
+        t = np.empty(n)
+        p = np.empty((n, 3))
+        flat = self._flat_ground
+        if flat:
+            code = np.empty(n, dtype=np.int64)
+        else:  # the task's own ground height, per sim
+            p[:] = self.qpos[idx, self.pos_sl]
+            code = self.failure(idx, p)
+        scan = self._scan_mask[:n]
+        _, any_scan = race_pre(
+            rows, self.qpos, self._p0, self.t, self.dt, t, p, flat, self._lo_fly, self._hi3,
+            self.half_height, code, self._ps, self._any_moving, self.vmax, self.scan_t,
+            self.bound, scan,
+        )  # fmt: skip
+        passed = self._no_pass  # (read only)
+        if any_scan:
+            passed = np.zeros(n, dtype=bool)
+            self._scan(rows, np.flatnonzero(scan), p, self.prev_p[idx], t, code, passed)
+        reward = np.empty(n)
+        success = np.empty(n, dtype=bool)
+        lap = np.empty(n)
+        gates = np.empty(n, dtype=np.int64)
+        target = np.empty(n, dtype=np.int64)
+        crashed, done = np.empty(n, dtype=bool), np.empty(n, dtype=bool)
+        any_crash = race_post(
+            rows, p, t, passed, code, self.tg, self.dist, self.passed, self.goal, self.lap_time,
+            self.target, self.n_gates, self.closed, self.k2, self.g_pos, self.normals, self.qvel,
+            self._w0, self.change2, self.prev_p, *self._w, 2.0, reward, success, lap, gates,
+            target, crashed, done,
+        )  # fmt: skip
         info = {
-            "gates_passed": self.passed[idx].copy(),
-            "lap_time": np.where(success, self.lap_time[idx], t) if success.any() else t,
+            "gates_passed": gates,
+            "lap_time": lap,
             "crashed": crashed,
             "crash_reason": REASONS[code] if any_crash else self._blank[:n].copy(),
             "is_success": success,
-            "target_gate": self.target[idx].copy(),
+            "target_gate": target,
         }
-        return reward, crashed | success, info
-
-    def _needs_scan(self, idx: Index, p: np.ndarray, prev: np.ndarray, t: np.ndarray):
-        """Sims that may have a gate the task's loop would classify as other than NONE: one
-        within ``near + step`` of the quad whose plane the step crosses or whose slab it ends
-        in. Others are skipped by a bound from their last scan (``_scan``): every gate was
-        then at least ``bound`` away from being so; since then the quad moved ``disp`` and
-        the gates at most ``vmax * (t - scan_t)``. Margins of 1e-6 m cover the rounding of
-        this test."""
-        d = p[:, None, :] - self._ps[idx]  # to prev (the step), to the scan position
-        s = np.sqrt(np.einsum("ijk,ijk->ij", d, d))
-        slack = s[:, 1] + s[:, 0]
-        slack += 1e-6
-        if self._any_moving:
-            slack += self.vmax[idx] * np.abs(t - self.scan_t[idx])
-        return ~(slack < self.bound[idx])
+        return reward, done, info
 
     def _scan(self, rows, js, p, prev, t, code, passed) -> None:
         """The gate loop of sims ``rows[js]``: candidates by a margin, the task's exact test on
-        them (``_near_gates``); records each sim's bound for ``_needs_scan``."""
+        them (``_near_gates``); records each sim's bound for ``race_pre``'s culling."""
         if len(js) <= _FEW:
             return self._scan_few(rows, js, p, prev, t, code, passed)
         every = len(js) == len(p) and len(rows) == self.n  # all sims (hovering near a gate)
@@ -612,59 +570,29 @@ class DroneRaceOps(QuadrotorOps):
                 self._near_gates(rows, js[cj[keep]], gs[keep], p, prev, code, passed)
 
     def _scan_few(self, rows, js, p, prev, t, code, passed) -> None:
-        """``_scan`` for a few sims, in Python floats: the task's own gate loop (its
-        arithmetic, so the same bits), cheaper than ~30 numpy calls on a few rows."""
+        """``_scan`` through the compiled gate loop (``gate_scan``: the task's arithmetic in
+        Python floats' order, so the same bits); the task's own ``classify`` on the pairs it
+        returns, in (sim, gate) order."""
         from simenvs.envs.drone_race.gates import HIT, PASS, classify
 
-        geo, r, slab = self.geo, self.radius, self.slab
-        sqrt, inf = math.sqrt, math.inf
-        ii = rows[js]
-        for j, i, (px, py, pz), (ox, oy, oz), tj in zip(
-            js.tolist(), ii.tolist(), p[js].tolist(), prev[js].tolist(), t[js].tolist()
-        ):
-            lists = self._pyl[i]
-            if lists is None:
-                k = int(self.n_gates[i])
-                gates = [
-                    (g, *a, *b, c, sn) for g, (a, b, c, sn) in enumerate(zip(
-                        self.g_pos[i, :k].tolist(), self.prev_g[i, :k].tolist(),
-                        self.cos[i, :k].tolist(), self.sin[i, :k].tolist(),
-                    ))
-                ]  # fmt: skip
-                lists = self._pyl[i] = (gates, float(self.near[i]), bool(self.round[i]))
-            gates, near, rnd = lists
-            step = sqrt((px - ox) ** 2 + (py - oy) ** 2 + (pz - oz) ** 2)
-            lim = near + step
-            lim2 = lim * lim
-            bound = inf
-            target = int(self.target[i])
-            hit = False  # an earlier gate was hit: the task's loop stopped there
-            for g, gx, gy, gz, hx, hy, hz, c, sn in gates:
-                a1, b1, z1 = px - gx, py - gy, pz - gz
-                d2 = a1**2 + b1**2 + z1**2
-                x1 = a1 * c + b1 * sn
-                b = sqrt(d2) - near
-                b2 = abs(x1) - slab
-                if b2 > b:
-                    b = b2
-                if b < bound:
-                    bound = b
-                if d2 > lim2 or hit:  # far: NONE
-                    continue
-                a0, b0 = ox - hx, oy - hy
-                x0 = a0 * c + b0 * sn
-                if (x0 < 0.0) == (x1 < 0.0) and not abs(x1) <= slab:
-                    continue  # neither crosses the plane nor ends in the slab: NONE
-                res = classify((x0, -a0 * sn + b0 * c, oz - hz), (x1, -a1 * sn + b1 * c, z1),
-                               rnd, geo, r)  # fmt: skip
-                if res == HIT:
-                    code[j] = 4  # "gate_frame"
-                    hit = True
-                elif res == PASS and g == target:
-                    passed[j] = True
-            self.scan_p[i] = (px, py, pz)
-            self.scan_t[i] = tj
-            self.bound[i] = bound
+        cand = self._cand
+        m = gate_scan(
+            rows, js, p, prev, t, self.n_gates, self.g_pos, self.prev_g, self.cos, self.sin,
+            self.near, self.slab, 2.0, self.scan_p, self.scan_t, self.bound, cand,
+        )  # fmt: skip
+        if not m:
+            return
+        geo, r = self.geo, self.radius
+        for j, g, x0, y0, z0, x1, y1, z1 in cand[:m].tolist():
+            j = int(j)
+            if code[j]:
+                continue  # an earlier gate was hit: the task's loop stopped there
+            i = int(rows[j])
+            res = classify((x0, y0, z0), (x1, y1, z1), bool(self.round[i]), geo, r)
+            if res == HIT:
+                code[j] = 4  # "gate_frame"
+            elif res == PASS and int(g) == int(self.target[i]):
+                passed[j] = True
 
     def _near_gates(self, rows, js, gs, p, prev, code, passed) -> None:
         """The task's per-gate loop for the near (sim, gate) pairs ``(js, gs)``.
@@ -700,8 +628,5 @@ class DroneRaceOps(QuadrotorOps):
             elif res == PASS and int(gs[k]) == int(self.target[i]):
                 passed[j] = True
 
-    def task_state(self, idx: Index, out: np.ndarray) -> None:
-        p = self.qpos[idx, self.pos_sl]
-        out[:] = self.tg[idx]
-        out[:, 0:3] -= p
-        out[:, 6:9] -= p
+    def task_part(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.tg, self._rel
