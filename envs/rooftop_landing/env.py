@@ -26,10 +26,11 @@ from gymnasium import spaces
 
 import simenvs.core.scene as scene
 from simenvs.core import ParamDef
-from simenvs.envs.quadrotor_task import QuadrotorTask, merge_reward_weights
+from simenvs.envs.quadrotor_task import _NOISE_BLOCK, _NQ, QuadrotorTask, merge_reward_weights
 from simenvs.robots.quadrotor import QuadrotorParams, get_preset
 
 from .city import City, CityParams
+from .kernels import ctbr_action_kernel, flight_reward_kernel, state_obs_kernel
 from .safe_map import SafeMap, SafeMapConfig, Site, compute_safe_map, generate_landable_city
 from .scene import (
     POOL_BOXES,
@@ -218,6 +219,26 @@ class RooftopLandingEnv(QuadrotorTask):
         # not the quad, distractors (1) or the drawn meshes (2)
         self._ray_group = np.array([1, 0, 0, 1, 0, 0], np.uint8)
         self._oracle = self.obs_mode == "state"  # shaping toward the best site (else nearest)
+        # numba kernels for the per-step hooks (kernels.py), unless a subclass overrides a
+        # hook they inline (then the Python path runs, calling it)
+        cls = type(self)
+        inlined = ("ground_height", "task_state", "_task_state_list", "_clearance_list",
+                   "_quad_state_list", "_imu_noise", "_range_noise")  # fmt: skip
+        same = all(getattr(cls, n) is getattr(RooftopLandingEnv, n) for n in inlined)
+        self._fast_obs = same and self._oracle
+        self._fast_act = (
+            same
+            and self.action_mode == "ctbr"
+            and cls._ground_effect_at is RooftopLandingEnv._ground_effect_at
+            and cls.air_velocity is RooftopLandingEnv.air_velocity
+        )
+        self._fast_eval = self._oracle and cls._contacts is RooftopLandingEnv._contacts
+        self._site_key: Any = self  # the Site whose values _site_arr holds (none yet)
+        self._site_arr = np.full(4, math.nan)
+        self._wind_arr = np.zeros(3)
+        self._mg_arr = np.zeros(3)  # height-map origin x, y, resolution
+        self._gg_arr = np.zeros(6)  # clearance-grid map origin x, y, res, k, cmax, rmax
+        self._hmap = np.zeros((0, 0), np.float32)
         self._unseen: dict[Any, list] = {}  # camera -> what _never_seen leaves out (cached)
 
     # ------------------------------------------------------------------ scene
@@ -332,9 +353,12 @@ class RooftopLandingEnv(QuadrotorTask):
         self._best_xyz = self._sites_xyz[0].tolist() if len(self._sites_xyz) else None
         h, w = smap.shape
         self._map_grid = (float(smap.origin[0]), float(smap.origin[1]), smap.resolution, h, w)
+        self._mg_arr = np.array(self._map_grid[:3], float)
+        self._hmap = smap.height
         self._height_at = smap.height.item  # (row, col) -> float: cheaper than indexing
         self._gh_x = self._gh_y = self._gh = math.nan  # ground_height's last query: none
         self._safe_at = smap.safe.item
+        self._safe_map_arr = smap.safe
         self._build_grid_map(smap)
         bx0, by0, bx1, by1 = city.bounds
         cx, cy = (bx0 + bx1) / 2, (by0 + by1) / 2
@@ -346,6 +370,10 @@ class RooftopLandingEnv(QuadrotorTask):
         margin = _BOUNDS_MARGIN
         self._bounds = (bx0 - margin, by0 - margin, bx1 + margin, by1 + margin,
                         city.top + 30.0)  # fmt: skip
+        self._bounds_arr = np.array(self._bounds, float)
+        w = self.weights
+        self._wt_arr = np.array([w[k] for k in ("progress", "descent", "tilt", "body_rate",
+                                               "action_change", "failure")], float)  # fmt: skip
         # wind: steady part from dynamics.quad.wind (QuadrotorTask), gusts on top
         self._wind_steady = self._wind.copy()
         self._wind_steady_l = self._wind.tolist()
@@ -407,6 +435,31 @@ class RooftopLandingEnv(QuadrotorTask):
         return info
 
     # ------------------------------------------------------------------ step
+    def apply_action(self, action: np.ndarray) -> None:
+        """``QuadrotorTask.apply_action`` with the CTBR map, drag reference and ground effect
+        in one kernel call (the same values: kernels.py)."""
+        if not self._fast_act:
+            return super().apply_action(action)
+        if action.dtype != np.float64:
+            action = action.astype(np.float64)
+        q = self.quad
+        wind = self.air_velocity()
+        if wind is not None:
+            w = self._wind_arr
+            w[0], w[1], w[2] = wind
+        if not ctbr_action_kernel(
+            action, q._ctrl, q.cmd_ids, q._a_scale, q._a_offset, self._wind_arr,
+            wind is not None, q.drag_ids, q.v_qpos, self.ground_effect, self._hmap,
+            self._mg_arr, self._prop_radius, self._force, self._xfrc,
+        ):  # fmt: skip
+            raise ValueError(f"quad position is not finite: {q.v_pos.tolist()}")
+        a0, a1, a2, a3 = a = action.tolist()
+        p = self._prev_action
+        self._action_change2 = (
+            (a0 - p[0]) ** 2 + (a1 - p[1]) ** 2 + (a2 - p[2]) ** 2 + (a3 - p[3]) ** 2
+        )
+        self._prev_action = a
+
     def air_velocity(self) -> list[float] | None:
         """Steady wind plus Ornstein-Uhlenbeck gusts (the noise is drawn in blocks of 256
         steps, one RNG call)."""
@@ -494,6 +547,8 @@ class RooftopLandingEnv(QuadrotorTask):
         return bool(np.all(cl >= need) and np.all(rf == roof))
 
     def evaluate(self) -> tuple[float, bool, dict]:
+        if self._fast_eval and not self.data.ncon and not self.labels:
+            return self._evaluate_flight()  # no contact: _contacts() would find none
         q, w = self.quad, self.weights
         qp = q.v_qpos.tolist()
         p = qp[:3]
@@ -597,6 +652,44 @@ class RooftopLandingEnv(QuadrotorTask):
             info["safe_mask"] = self.safe_mask()
         return reward, terminated, info
 
+    def _evaluate_flight(self) -> tuple[float, bool, dict]:
+        """``evaluate`` in flight (no contact, oracle target): the same values, the reward
+        arithmetic in one kernel call (kernels.py); ``math.hypot`` stays here."""
+        q = self.quad
+        qp = q.v_qpos
+        x, y, z = qp[:3].tolist()
+        site = self._best_xyz
+        if site is None:
+            phi = dxy = 0.0
+        else:
+            dxy = math.hypot(x - site[0], y - site[1])
+            phi = -(dxy + 0.5 * abs(z - site[2]))
+        reward, oob, over_safe, ok = flight_reward_kernel(
+            qp, q.v_qvel, phi, self._phi, self._hmap, self._safe_map_arr, self._mg_arr,
+            self._bounds_arr, self._wt_arr, self._dt, self._action_change2,
+        )  # fmt: skip
+        if not ok:
+            raise ValueError(f"quad position is not finite: {[x, y, z]}")
+        self._phi = phi
+        self._prev_vz = q.v_vel.item(2)
+        if self._touched:  # bounced or took off again: a new touchdown will be judged
+            self._touched = False
+            self._settle = 0
+        failure = "out_of_bounds" if oob else ""
+        if not oob and self.step_count >= self.max_episode_steps:
+            failure = "timeout"
+        info = {
+            "is_success": False,
+            "failure": failure,
+            "crashed": False,
+            "touched_down": self._touched,
+            "touchdown_speed": self._td_speed,
+            "touchdown_tilt_deg": self._td_tilt,
+            "dist_to_site": math.inf if site is None else dxy,
+            "over_safe": over_safe,
+        }  # fmt: skip
+        return reward, oob, info
+
     # ------------------------------------------------------------------ observations
     def task_state(self) -> np.ndarray | list[float]:
         if self.obs_mode != "state":
@@ -628,16 +721,70 @@ class RooftopLandingEnv(QuadrotorTask):
             return list(_ORACLE_STATE)
         return [("range_grid", self.range_n**2, "m")]
 
-    def _range_noise(self) -> list[float]:
+    def _range_noise(self) -> np.ndarray:
         """Range noise for the 10 sensed state values, drawn in blocks of 256 steps (rows of
-        Python floats)."""
+        an array the observation kernel reads)."""
         i = self._rn_i
         if i >= len(self._rn_buf):
-            buf = self._range_std * self.streams.noise.standard_normal((256, 10))
-            self._rn_buf = buf.tolist()
+            self._rn_buf = self._range_std * self.streams.noise.standard_normal((256, 10))
             i = 0
         self._rn_i = i + 1
         return self._rn_buf[i]
+
+    def _imu_noise(self) -> np.ndarray:
+        """``QuadrotorTask._imu_noise`` (same draws) keeping the block as an array, which the
+        observation kernel reads."""
+        i = self._noise_i
+        buf = self._noise_buf
+        if i >= len(buf):
+            buf = self._noise_buf = self._imu_std * self.streams.noise.standard_normal(
+                (_NOISE_BLOCK, _NQ)
+            )
+            i = 0
+        self._noise_i = i + 1
+        return buf[i]
+
+    def state_obs(self) -> np.ndarray:
+        """``QuadrotorTask.state_obs`` with the oracle task state, in one kernel call (the
+        same values: kernels.py)."""
+        if not self._fast_obs:
+            return super().state_obs()
+        imu_i = -1
+        if self._imu_noisy:  # rows drawn in the order of the Python path: IMU, then range
+            i = self._noise_i
+            buf = self._noise_buf
+            if type(buf) is not np.ndarray:  # rows handed back as lists (vector envs)
+                self._noise_buf = np.asarray(buf, dtype=np.float64).reshape(-1, _NQ)
+            if i < len(buf):
+                self._noise_i = i + 1
+            else:
+                self._imu_noise()
+                i = 0
+            imu_i = i
+        rn_i = -1
+        if self._range_std > 0.0:
+            i = self._rn_i
+            if i < len(self._rn_buf):
+                self._rn_i = i + 1
+            else:
+                self._range_noise()
+                i = 0
+            rn_i = i
+        s = self.site
+        if s is not self._site_key:
+            self._site_key = s
+            self._site_arr = (
+                np.full(4, math.nan) if s is None else np.array([s.x, s.y, s.z, s.radius])
+            )
+        q = self.quad
+        o = state_obs_kernel(
+            q.v_qpos, q.v_qvel, self._noise_buf, imu_i, self._site_arr, self._hmap,
+            self._mg_arr, self._grid_map, self._gg_arr, self.range_max, self._rn_buf, rn_i,
+            self.last_action,
+        )  # fmt: skip
+        if not len(o):
+            raise ValueError(f"quad position is not finite: {q.v_pos.tolist()}")
+        return o
 
     def _build_grid_map(self, smap: SafeMap) -> None:
         """Max-pooled height map (``_GRID_POOL`` cells, each the highest surface within about
@@ -663,6 +810,8 @@ class RooftopLandingEnv(QuadrotorTask):
             float(self._grid_origin[0]), float(self._grid_origin[1]), self._grid_res, step,
             step * gw, gw - 2 * step - 1, gh - 2 * step - 1, gw, self._grid_map.ravel().item,
         )  # fmt: skip
+        g = self._grid
+        self._gg_arr = np.array([g[0], g[1], g[2], step, g[5], g[6]], float)
 
     def altitude(self) -> float:
         """Height (m) of the body centre above the surface straight below (roof, clutter top or

@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from .city import City, CityParams, generate_city
+from .kernels import clearance_map, find_sites, free_cells, paint_obstacles, raster_roofs
 
 __all__ = ["SafeMapConfig", "Site", "SafeMap", "compute_safe_map", "generate_landable_city"]
 
@@ -187,34 +188,41 @@ def compute_safe_map(city: City, config: SafeMapConfig | None = None) -> SafeMap
     xs = (x0 + (np.arange(w) + 0.5) * res).astype(np.float32)
     ys = (y0 + (np.arange(h) + 0.5) * res).astype(np.float32)
 
-    surface = np.zeros((h, w), np.float32)
-    tilt = np.zeros((h, w), np.float32)
-    roof_id = np.full((h, w), -1, np.int16)
-    face = np.full((h, w), -1, np.int16)
-    blocked = np.zeros((h, w), bool)  # obstacles and steep faces
-
     def span(a: float, b: float, o: float, n: int) -> slice:  # cells whose centre is inside
         i0 = math.ceil((a - o) / res - 0.5 - 1e-9)
         i1 = math.ceil((b - o) / res - 0.5 - 1e-9)
         return slice(min(max(i0, 0), n), min(max(i1, 0), n))
 
-    # roof surfaces, lowest first so a higher volume (setback tower) covers its base roof
+    # roof surfaces, lowest first so a higher volume (setback tower) covers its base roof:
+    # spans and sloped surfaces (Roof.surface) here, the painting in one kernel (kernels.py)
+    spans, rows, pz, pf = [], [], [np.zeros(0)], [np.zeros(0, np.int64)]
+    off = 0
     for r in sorted(city.roofs, key=lambda r: r.z):
         rx0, ry0, rx1, ry1 = r.rect
         sx, sy = span(rx0, rx1, x0, w), span(ry0, ry1, y0, h)
         if sx.start >= sx.stop or sy.start >= sy.stop:
             continue
+        spans.append((sx.start, sx.stop, sy.start, sy.stop))
+        patch = -1
         if r.sloped:
             z, f = r.surface(xs[None, sx], ys[sy, None])
-            surface[sy, sx] = z
-            face[sy, sx] = 4 * r.id + f
-        else:
-            surface[sy, sx] = r.z
-            face[sy, sx] = 4 * r.id
-        tilt[sy, sx] = r.slope_deg
-        roof_id[sy, sx] = r.id
-        blocked[sy, sx] = r.slope_deg > cfg.max_tilt_deg
-
+            pz.append(np.asarray(z, np.float64).ravel())
+            pf.append(np.asarray(f, np.int64).ravel())
+            patch, off = off, off + z.size
+        rows.append((r.z, r.slope_deg, r.id, patch))
+    tab = np.array(rows, float).reshape(-1, 4)
+    surface, tilt, roof_id, face, blocked = raster_roofs(
+        h,
+        w,
+        np.array(spans, np.int64).reshape(-1, 4),
+        tab[:, 0].copy(),
+        tab[:, 1].copy(),
+        tab[:, 2].astype(np.int64),
+        tab[:, 3].astype(np.int64),
+        np.concatenate(pz),
+        np.concatenate(pf),
+        float(cfg.max_tilt_deg),
+    )  # blocked: obstacles (below) and steep faces
     height = surface.copy()
     # obstacles: every cell a clutter or parapet AABB overlaps (conservative), discs for
     # upright cylinders. Painted lowest top first into one layer, so each cell ends with the
@@ -223,37 +231,15 @@ def compute_safe_map(city: City, config: SafeMapConfig | None = None) -> SafeMap
     obst = np.array([p.role in ("clutter", "parapet") for p in city.prims], bool)
     if obst.any():
         lo, hi, cyl = arr["lo"][obst], arr["hi"][obst], arr["cyl"][obst]
-        pos, rad = arr["pos"][obst], arr["size"][obst, 0]
-        c0 = np.clip(np.floor((lo[:, 0] - x0) / res + 1e-9), 0, w).astype(int).tolist()
-        c1 = np.clip(np.ceil((hi[:, 0] - x0) / res - 1e-9), 0, w).astype(int).tolist()
-        r0 = np.clip(np.floor((lo[:, 1] - y0) / res + 1e-9), 0, h).astype(int).tolist()
-        r1 = np.clip(np.ceil((hi[:, 1] - y0) / res - 1e-9), 0, h).astype(int).tolist()
-        top = hi[:, 2].tolist()
-        paint = np.full((h, w), -np.inf, np.float32)
-        disc = _disc_offsets(cyl, c0, c1, r0, r1, xs, ys, pos, res)
-        for k in np.argsort(hi[:, 2], kind="stable").tolist():
-            if c0[k] >= c1[k] or r0[k] >= r1[k]:
-                continue
-            if k in disc:
-                dx2, dy2 = disc[k]
-                cover = dx2[None, :] + dy2[:, None] < rad[k] ** 2
-                paint[r0[k] : r1[k], c0[k] : c1[k]][cover] = top[k]
-            else:
-                paint[r0[k] : r1[k], c0[k] : c1[k]] = top[k]
-        blocked |= paint > -np.inf
-        np.maximum(height, paint, out=height)
+        # squared radii as numpy's scalar power gives them (libm pow: kept out of the kernel)
+        rad2 = np.zeros(len(cyl))
+        rad2[cyl] = [r_**2 for r_ in arr["size"][obst, 0][cyl].tolist()]
+        order = np.argsort(hi[:, 2], kind="stable")
+        paint_obstacles(height, blocked, order, lo, hi, cyl, arr["pos"][obst], rad2, xs, ys,
+                        x0, y0, res)  # fmt: skip
 
     # seams between different roof faces (ridges, steps, adjoining roofs) are not landable
-    seam = np.zeros((h, w), bool)
-    dh = (face[1:, :] != face[:-1, :]) & (np.minimum(face[1:, :], face[:-1, :]) >= 0)
-    dv = (face[:, 1:] != face[:, :-1]) & (np.minimum(face[:, 1:], face[:, :-1]) >= 0)
-    seam[1:, :] |= dh
-    seam[:-1, :] |= dh
-    seam[:, 1:] |= dv
-    seam[:, :-1] |= dv
-    free = face >= 0
-    free &= ~blocked
-    free &= ~seam
+    free = free_cells(face, blocked)
 
     clearance = np.zeros((h, w), np.float32)
     safe = np.zeros((h, w), bool)
@@ -269,11 +255,10 @@ def compute_safe_map(city: City, config: SafeMapConfig | None = None) -> SafeMap
         # the 0.42 m landable threshold, far below the 5 cm rasterization error) at a
         # quarter of the cost of DIST_MASK_PRECISE
         dist = cv2.distanceTransform(free[crop].view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_5)
-        dist *= res
-        dist -= res / 2
-        np.maximum(dist, 0.0, out=clearance[crop])  # 0 on non-free cells (distance 0 there)
-        cl_crop = clearance[crop]
-        landable = cl_crop >= cfg.landable_radius - 1e-6
+        # clearance = max(dist * res - res / 2, 0): 0 on non-free cells (distance 0 there)
+        cl_crop = np.empty_like(dist)
+        landable = clearance_map(dist, res, cl_crop, cfg.landable_radius - 1e-6)
+        clearance[crop] = cl_crop
         found, safe[crop] = _sites(landable, cl_crop, cfg, ra, ca)
     found.sort(key=lambda t: -t[0])  # stable: ties stay in label (raster) order
     sites = [
@@ -283,23 +268,6 @@ def compute_safe_map(city: City, config: SafeMapConfig | None = None) -> SafeMap
     ]  # fmt: skip
     return SafeMap((x0, y0), res, height, surface, tilt, roof_id, blocked, free, clearance, safe,
                    sites, cfg)  # fmt: skip
-
-
-def _disc_offsets(cyl, c0, c1, r0, r1, xs, ys, pos, res) -> dict[int, tuple]:
-    """Squared gaps (m^2) from each upright cylinder's axis to its AABB cells' columns and
-    rows (0 inside the cell), for all cylinders in one pass: ``{k: (dx2, dy2)}``."""
-    ks = [k for k in np.flatnonzero(cyl).tolist() if c0[k] < c1[k] and r0[k] < r1[k]]
-    if not ks:
-        return {}
-    out = []
-    for lo_, hi_, cen, axis in ((c0, c1, xs, 0), (r0, r1, ys, 1)):
-        a = np.array([lo_[k] for k in ks])
-        n = np.array([hi_[k] for k in ks]) - a
-        ends = np.cumsum(n)
-        cells = np.arange(int(ends[-1])) - np.repeat(ends - n - a, n)  # ragged aranges
-        d = np.maximum(np.abs(cen[cells] - np.repeat(pos[ks, axis], n)) - res / 2, 0.0) ** 2
-        out.append(np.split(d, ends[:-1].tolist()))
-    return {k: (dx, dy) for k, dx, dy in zip(ks, *out)}
 
 
 def _sites(
@@ -317,48 +285,18 @@ def _sites(
     of each region's bounding box (tests/test_city.py keeps that as the reference).
     """
     res = cfg.resolution
-    wc = landable.shape[1]
-    mark = landable.view(np.uint8).copy()  # 0 no, 1 landable; filled regions: their value
-    flat = mark.ravel()
     lo = cfg.site_radius - res - 1e-3  # below every plateau bound md - res / 2 (md >= site)
-    idx = np.flatnonzero(cl >= lo)  # raster order (not all landable: those go at once)
-    clv = cl.ravel()[idx]
-    site = cfg.site_radius - 1e-6
     r_min = max(cfg.site_radius - cfg.landable_radius - 2 * res, 0.0) / res
-    min_cells = math.pi * r_min * r_min
-    found = []  # (the region's first cell in raster order, entry)
-    v = 2
-    while len(idx):
-        j = int(np.argmax(clv))  # the highest cell left: its region's maximum
-        md = float(clv[j])
-        if md < site:  # no region left holds a site
-            break
-        if v > 255:  # more safe regions than uint8 values: label them instead
-            return _sites_labelled(landable, cl, cfg, ra, ca)
-        i = int(idx[j])
-        seed = (i % wc, i // wc)
-        area, _, _, (c0, r0, bw, _) = cv2.floodFill(mark, None, seed, v, flags=4)
-        now = flat[idx]
-        if area < min_cells:
-            cv2.floodFill(mark, None, seed, 0, flags=4)  # not safe after all
-        else:
-            first = r0 * wc + c0 + int(np.argmax(mark[r0, c0 : c0 + bw] == v))
-            # the middle of the plateau of maxima: centre of the largest clear circle (cells in
-            # raster order and box-relative, as np.nonzero over the region's box gives them;
-            # the means as np.mean gives them: exact integer sums, one rounding; squares as
-            # numpy's x ** 2, x * x; the first of equal distances, as np.argmin)
-            sel = idx[(now == v) & (clv >= md - res / 2)].tolist()
-            rr = [k // wc - r0 for k in sel]
-            cc = [k % wc - c0 for k in sel]
-            mr, mc = sum(rr) / len(rr), sum(cc) / len(cc)
-            d2 = [(a - mr) * (a - mr) + (b - mc) * (b - mc) for a, b in zip(rr, cc)]
-            j = d2.index(min(d2))
-            found.append((first, (md, ra + r0 + rr[j], ca + c0 + cc[j], area * res * res)))
-            v += 1
-        keep = now == 1
-        idx, clv = idx[keep], clv[keep]
-    found.sort(key=lambda t: t[0])
-    return [f for _, f in found], mark > 1
+    rows, n, mark = find_sites(
+        landable, cl, lo, cfg.site_radius - 1e-6, res / 2, math.pi * r_min * r_min
+    )  # the search as described above, in one kernel (kernels.py)
+    if n < 0:  # more safe regions than uint8 values: label them instead
+        return _sites_labelled(landable, cl, cfg, ra, ca)
+    found = [
+        (float(md), ra + int(r_), ca + int(c_), int(area) * res * res)
+        for _, md, r_, c_, area in sorted(rows[:n].tolist(), key=lambda t: t[0])
+    ]
+    return found, mark > 1
 
 
 def _sites_labelled(
