@@ -242,7 +242,12 @@ def _hull_faces(verts: np.ndarray) -> np.ndarray:
     """Outward-oriented triangles of the convex hull of ``verts`` (indices into it)."""
     hull = ConvexHull(verts)
     tri = hull.simplices.copy()
-    n = np.cross(verts[tri[:, 1]] - verts[tri[:, 0]], verts[tri[:, 2]] - verts[tri[:, 0]])
+    v0 = verts[tri[:, 0]]
+    a, b = (verts[tri[:, 1]] - v0).T, (verts[tri[:, 2]] - v0).T
+    # np.cross's arithmetic (a1 b2 - a2 b1, ...), without its axis handling (~35 us a call)
+    n = np.column_stack(
+        (a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0])
+    )
     flip = np.einsum("ij,ij->i", n, hull.equations[:, :3]) < 0
     tri[flip] = tri[flip][:, ::-1]
     return tri

@@ -302,3 +302,45 @@ def test_fast_paths_equal_the_reference_paths_bit_for_bit():
         assert env.q_cmd.tobytes() == want.tobytes()
         assert env.state_obs().tobytes() == env._state_obs_arrays().tobytes()
     env.close()
+
+
+def test_rebuilt_registry_equals_one_built_from_scratch():
+    """A reset that recompiles reuses the generic parameter definitions (same appearance
+    elements) and the task's templates, each given the new model's ``apply``: the registry
+    must equal one built from scratch for that model, name for name and write for write."""
+    import copy
+
+    env = GraspEnv()
+    env.reset(seed=0)
+    first = {p.name: p for p in env.registry}
+    ids = env._built_ids
+    env.reset(seed=1)
+    assert env._built_ids != ids  # new objects: recompiled
+    reused = [p for p in env.registry if first[p.name] is p]
+    assert len(reused) > 60 and all(not p.name.startswith("dynamics.object") for p in reused)
+    cached = env.registry
+    del env._generic_defs, env._param_templates
+    env._compile(env.build_spec(env.streams.layout))  # the same scene, registry from scratch
+    assert env._built_ids != ids
+    fresh = env.registry
+    assert [p.name for p in cached] == [p.name for p in fresh]
+    params = env.params
+    models = []
+    for reg in (cached, fresh):
+        assert all(a.signature() == b.signature() for a, b in zip(reg, fresh))
+        m = copy.deepcopy(env.model)
+        for p in reg:
+            assert np.array_equal(p.nominal, {q.name: q for q in fresh}[p.name].nominal)
+            if p.apply is not None:
+                p.apply(m, params[p.name])
+        models.append(m)
+    for field in ("body_mass", "geom_friction", "dof_damping", "geom_size", "light_pos",
+                  "cam_quat", "mat_rgba", "actuator_gainprm", "actuator_forcerange"):  # fmt: skip
+        assert np.array_equal(getattr(models[0], field), getattr(models[1], field)), field
+    # the params were applied at reset: a model from the registry's nominals differs
+    nominal = copy.deepcopy(env.model)
+    for p in fresh:
+        if p.apply is not None:
+            p.apply(nominal, p.nominal if p.is_categorical else p.coerce(p.nominal))
+    assert not np.array_equal(nominal.body_mass, models[0].body_mass)
+    env.close()

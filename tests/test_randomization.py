@@ -319,3 +319,78 @@ def test_opencv_runs_without_its_spinning_thread_pool_unless_the_user_asks():
     ).stdout.strip()
     assert run(env) == "1"
     assert run({**env, "OPENCV_FOR_THREADS_NUM": "2"}) == "2"
+
+
+def test_param_def_with_apply_and_signature():
+    """``with_apply`` swaps only ``apply`` (a recompiled model's ids); ``signature`` is what
+    rebinding compares: equal for equal definitions, different when a bound differs."""
+    p = ParamDef("dynamics.x", np.ones(2), 0.0, 3.0, shape=(2,), unit="x", doc="d")
+    seen = []
+    q = p.with_apply(lambda m, v: seen.append((m, v)))
+    assert p.apply is None and q.apply is not None
+    q.apply("model", 2.0)
+    assert seen == [("model", 2.0)]
+    assert (q.name, q.shape, q.unit, q.doc, q.dtype) == (p.name, p.shape, p.unit, p.doc, p.dtype)
+    assert q.coerce([5.0, -1.0]).tolist() == [3.0, 0.0]
+    same = ParamDef("dynamics.x", np.ones(2), 0.0, 3.0, shape=(2,))
+    assert q.signature() == p.signature() == same.signature()
+    assert ParamDef("dynamics.x", np.ones(2), 0.0, 2.0, shape=(2,)).signature() != p.signature()
+    assert ParamDef("dynamics.x", 1.0, 0.0, 3.0).signature() != p.signature()
+
+
+def _appearance_spec():
+    import mujoco
+
+    from simenvs.core import scene
+
+    spec = mujoco.MjSpec()
+    mat = scene.add_random_color(spec, "box", (0.2, 0.4, 0.6, 1.0))
+    tex = scene.add_random_texture(spec, "floor", size=16)
+    spec.worldbody.add_geom(size=[0.1, 0, 0], material=mat)
+    spec.worldbody.add_geom(pos=[0, 0, -1], size=[0.3, 0.3, 0.01], type=6, material=tex)
+    spec.worldbody.add_light(name="key", pos=[0, 0, 2])
+    spec.worldbody.add_camera(name="cam", pos=[0, -1, 0.5])
+    return spec
+
+
+def test_appearance_key_tracks_what_the_definitions_read():
+    """Equal keys must mean equal appearance definitions (the env reuses them on a rebuild):
+    the key changes with every nominal the definitions capture and with the cameras."""
+    from simenvs.randomization.appearance import appearance_key, appearance_param_defs
+
+    spec = _appearance_spec()
+    m = spec.compile()
+    key = appearance_key(m, ("cam",))
+    assert appearance_key(spec.compile(), ("cam",)) == key
+    assert appearance_key(m, ()) != key
+    for field, row in (("mat_rgba", 0), ("light_pos", 0), ("light_diffuse", 0), ("cam_pos", 0)):
+        m2 = spec.compile()
+        getattr(m2, field)[row, 0] += 0.25
+        assert appearance_key(m2, ("cam",)) != key, field
+        # the definitions differ too: applying their nominals writes different models
+        written = []
+        for source in (m, m2):
+            target = spec.compile()
+            for p in appearance_param_defs(source, ("cam",)):
+                if p.apply is not None:
+                    p.apply(target, p.nominal)
+            written.append(getattr(target, field).copy())
+        assert not np.array_equal(*written), field
+
+
+def test_texture_bank_restores_the_compiled_pixels():
+    """The compiled (nominal) pixels are copied lazily, but before the first write: a
+    pattern episode followed by a nominal one gives back the compiled texture."""
+    from simenvs.randomization.appearance import TextureBank
+
+    m = _appearance_spec().compile()
+    compiled = m.tex_data.copy()
+    bank = TextureBank(m)
+    uploads = []
+    p = "appearance.tex.floor"
+    params = {f"{p}.pattern": "noise", f"{p}.color1": np.array([0.9, 0.1, 0.1]), f"{p}.seed": 3}
+    assert bank.refresh(params, uploads.append) == 1
+    assert not np.array_equal(m.tex_data, compiled)
+    assert bank.refresh({f"{p}.pattern": "nominal"}, uploads.append) == 1
+    assert np.array_equal(m.tex_data, compiled)
+    assert uploads == [0, 0]

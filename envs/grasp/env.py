@@ -62,9 +62,10 @@ class GraspEnv(SimEnv):
     Success: an object's centre of mass is ≥ 0.1 m above its resting height for 0.5 s
     (10 consecutive control steps); the episode terminates then. Each reset draws new
     objects from ``object_set`` ("train": 900 seeds, "test": 100 held out), so the scene is
-    rebuilt and recompiled: ~11 ms of CPU per reset once the library's per-object caches
-    hold the drawn objects (~20 ms for objects new to the process), of which MjSpec.compile
-    is ~3 ms and the per-compile parameter registry ~3 ms (benchmarks/results/grasp.json).
+    rebuilt and recompiled: ~6-8 ms of CPU per reset once the library's per-object caches
+    hold the drawn objects (~+1.2 ms per object new to the process), of which MjSpec.compile
+    (one thread) is ~2 ms, settling the objects ~1 ms and a new MjData ~0.4 ms; the parameter
+    registry is reused across rebuilds (benchmarks/results/grasp.json, docs/MEASURED.md).
 
     Speed: an env step's Python (IK, observation, reward) runs between physics steps that
     evict it from the CPU caches, so its cost is mostly the number of numpy/MuJoCo calls;
@@ -157,6 +158,7 @@ class GraspEnv(SimEnv):
             [m.joint(gscene.object_body(i)).qposadr[0] for i in range(self.num_objects)]
         )
         self._obj_geoms = [np.flatnonzero(m.geom_bodyid == b) for b in self._obj_body]
+        self._clutter_geoms = [m.geom(f"clutter{i}").id for i in range(gscene.N_CLUTTER)]
         self._geom_obj = np.full(m.ngeom, -1, np.int64)  # geom id -> object index
         for i, g in enumerate(self._obj_geoms):
             self._geom_obj[g] = i
@@ -176,15 +178,15 @@ class GraspEnv(SimEnv):
         self._v_arm_q = d.qpos[self._arm_q]
         self._v_arm_v = d.qvel[self._arm_v]
         fq, fv = self._finger_qadr, self._finger_dadr
-        self._v_finger_q = d.qpos[fq[0] : fq[-1] + 1] if np.all(np.diff(fq) == 1) else None
-        self._v_finger_v = d.qvel[fv[0] : fv[-1] + 1] if np.all(np.diff(fv) == 1) else None
+        self._v_finger_q = d.qpos[fq[0] : fq[-1] + 1] if _consecutive(fq) else None
+        self._v_finger_v = d.qvel[fv[0] : fv[-1] + 1] if _consecutive(fv) else None
         b = self._obj_body
-        contiguous = bool(np.all(np.diff(b) == 1))
+        contiguous = _consecutive(b)
         self._v_obj_com = d.xipos[b[0] : b[-1] + 1] if contiguous else None
         self._v_obj_z = self._v_obj_com[:, 2] if contiguous else None  # a view
         self._v_obj_quat = d.xquat[b[0] : b[-1] + 1] if contiguous else None
         acts = self._arm_act
-        self._v_arm_ctrl = d.ctrl[acts[0] : acts[-1] + 1] if np.all(np.diff(acts) == 1) else None
+        self._v_arm_ctrl = d.ctrl[acts[0] : acts[-1] + 1] if _consecutive(acts) else None
         self._v_ctrl = d.ctrl
         self._quat_buf = np.empty(4)
         self._bind_gather()
@@ -253,7 +255,19 @@ class GraspEnv(SimEnv):
 
     # ---- parameters -----------------------------------------------------------------------
     def param_defs(self) -> list[ParamDef]:
+        """The task's parameters for the freshly compiled model: definitions built once per
+        env (none depends on the model), each given this model's ``apply`` (~1 us a copy;
+        building them anew after every recompile cost ~0.5 ms)."""
         self._bind_model()
+        templates = self.__dict__.get("_param_templates")
+        if templates is None:
+            templates = self._param_templates = self._build_param_templates()
+        applies = self._param_applies()
+        return [t if a is None else t.with_apply(a) for t, a in zip(templates, applies)]
+
+    def _param_applies(self) -> list[Any]:
+        """One ``apply`` (or None) per definition of ``_build_param_templates``, in order,
+        closing over this model's ids and nominal values."""
         m = self.model
         n = self.num_objects
         mass0 = m.body_mass[self._obj_body].copy()
@@ -277,6 +291,25 @@ class GraspEnv(SimEnv):
             mm.actuator_gainprm[arm_act, 0] = kp0 * v
             mm.actuator_biasprm[arm_act, 1] = -kp0 * v
 
+        applies: list[Any] = [
+            set_mass,
+            set_obj_friction,
+            lambda mm, v: mm.geom_friction.__setitem__((pads, 0), v),
+            lambda mm, v: mm.dof_damping.__setitem__(arm_dof, damp0 * v),
+            set_gain,
+            lambda mm, v: mm.actuator_forcerange.__setitem__(grip, grip0 * v),
+        ]
+        applies += [None] * n  # layout.object<i>: read by build_spec
+        for g in self._clutter_geoms:
+            applies += [
+                lambda mm, v, g=g: mm.geom_pos.__setitem__((g, slice(0, 2)), v),
+                lambda mm, v, g=g: _set_box(mm, g, v),
+            ]
+        return applies
+
+    def _build_param_templates(self) -> list[ParamDef]:
+        """The definitions, without ``apply`` (see ``_param_applies``)."""
+        n = self.num_objects
         defs = [
             ParamDef(
                 "dynamics.object_mass",
@@ -286,7 +319,6 @@ class GraspEnv(SimEnv):
                 shape=(n,),
                 unit="x",
                 doc="scale of each object's mass and inertia (nominal 0.05-0.4 kg)",
-                apply=set_mass,
             ),
             ParamDef(
                 "dynamics.object_friction",
@@ -295,7 +327,6 @@ class GraspEnv(SimEnv):
                 2.0,
                 shape=(n,),
                 doc="sliding friction of each object's geoms",
-                apply=set_obj_friction,
             ),
             ParamDef(
                 "dynamics.finger_friction",
@@ -303,7 +334,6 @@ class GraspEnv(SimEnv):
                 0.1,
                 2.0,
                 doc="sliding friction of the finger pads (a contact uses the larger one)",
-                apply=lambda mm, v: mm.geom_friction.__setitem__((pads, 0), v),
             ),
             ParamDef(
                 "dynamics.joint_damping",
@@ -312,7 +342,6 @@ class GraspEnv(SimEnv):
                 10.0,
                 unit="x",
                 doc="scale of the arm joints' passive damping",
-                apply=lambda mm, v: mm.dof_damping.__setitem__(arm_dof, damp0 * v),
             ),
             ParamDef(
                 "dynamics.actuator_gain",
@@ -321,7 +350,6 @@ class GraspEnv(SimEnv):
                 3.0,
                 unit="x",
                 doc="scale of the arm joint servos' stiffness",
-                apply=set_gain,
             ),
             ParamDef(
                 "dynamics.grip_force",
@@ -330,7 +358,6 @@ class GraspEnv(SimEnv):
                 2.0,
                 unit="x",
                 doc="scale of the gripper's force limit (nominal 35 N per finger)",
-                apply=lambda mm, v: mm.actuator_forcerange.__setitem__(grip, grip0 * v),
             ),
         ]
         # An index, not a categorical over library seeds: binding checks every categorical
@@ -349,7 +376,6 @@ class GraspEnv(SimEnv):
                 )
             )
         for i in range(gscene.N_CLUTTER):
-            g = m.geom(f"clutter{i}").id
             (x0, x1), (y0, y1) = gscene.CLUTTER_REGION
             defs += [
                 ParamDef(
@@ -359,7 +385,6 @@ class GraspEnv(SimEnv):
                     [x1, y1],
                     shape=(2,),
                     unit="m",
-                    apply=lambda mm, v, g=g: mm.geom_pos.__setitem__((g, slice(0, 2)), v),
                 ),
                 ParamDef(
                     f"layout.clutter{i}.size",
@@ -369,7 +394,6 @@ class GraspEnv(SimEnv):
                     shape=(3,),
                     unit="m",
                     doc="half-sizes; the item stands on the table",
-                    apply=lambda mm, v, g=g: _set_box(mm, g, v),
                 ),
             ]
         return defs
@@ -662,6 +686,13 @@ def _ik_model() -> mujoco.MjModel:
     for name in ("body_mass", "body_ipos", "body_iquat", "body_inertia"):
         getattr(twin, name)[:] = getattr(full, name)  # exactly the compiled values
     return twin
+
+
+def _consecutive(ids: np.ndarray) -> bool:
+    """``ids`` are k, k+1, k+2...: a slice views them (plain Python: runs once per compile,
+    where numpy's per-call cost is what counts)."""
+    xs = ids.tolist()
+    return xs == list(range(xs[0], xs[0] + len(xs))) if xs else False
 
 
 def _set_box(m: Any, g: int, half: np.ndarray) -> None:

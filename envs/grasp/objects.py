@@ -101,20 +101,31 @@ class GraspObject:
     narrow_width: float = field(init=False)
 
     def __post_init__(self):
-        ang = np.linspace(0, 2 * np.pi, 72, endpoint=False)
-        ring = np.c_[np.cos(ang), np.sin(ang), np.zeros_like(ang)]
-        h = self.support(ring)
-        object.__setattr__(self, "height", float(self.support(np.array([[0, 0, 1.0]]))[0]))
+        h = self.support(_RING)
+        object.__setattr__(self, "height", float(self.support(_UP)[0]))
         object.__setattr__(self, "radius", float(h.max()))
         object.__setattr__(self, "narrow_width", float((h[:36] + h[36:]).min()))
 
     def support(self, dirs: np.ndarray) -> np.ndarray:
-        dirs = np.atleast_2d(np.asarray(dirs, float))
-        return np.max([p.support(dirs) for p in self.parts], axis=0)
+        return _parts_support(self.parts, dirs)
 
     def part_masses(self) -> np.ndarray:
         v = np.array([p.volume() for p in self.parts])
         return self.mass * v / v.sum()
+
+
+_ANG = np.linspace(0, 2 * np.pi, 72, endpoint=False)
+_RING = np.c_[np.cos(_ANG), np.sin(_ANG), np.zeros_like(_ANG)]  # 72 horizontal directions
+_RING.flags.writeable = False
+_UP = np.array([[0, 0, 1.0]])
+_UP.flags.writeable = False
+
+
+def _parts_support(parts: Sequence[Part], dirs: np.ndarray) -> np.ndarray:
+    """Support function of the union of ``parts`` (``GraspObject.support`` without building
+    an object: generation asks it of partial objects, which need no summaries)."""
+    dirs = np.atleast_2d(np.asarray(dirs, float))
+    return np.max([p.support(dirs) for p in parts], axis=0)
 
 
 def world_support(obj: GraspObject, pos: np.ndarray, mat: np.ndarray, dirs: np.ndarray):
@@ -144,16 +155,16 @@ def _hull_vertices(rng: np.random.Generator, ax: float, ay: float, hh: float) ->
     k = int(rng.integers(5, 10))
     ang = (np.arange(k) + rng.uniform(-0.3, 0.3, k)) * (2 * np.pi / k) + rng.uniform(0, np.pi)
     rad = rng.uniform(0.8, 1.0, k)
-    poly = np.c_[np.cos(ang) * rad * ax, np.sin(ang) * rad * ay]
+    poly = np.column_stack((np.cos(ang) * rad * ax, np.sin(ang) * rad * ay))
     scale = rng.uniform(0.8, 1.0)
     shift = rng.uniform(-0.15, 0.15, 2) * np.array([ax, ay]) * (1 - scale + 0.1)
     top = poly * scale + shift
     if rng.random() < 0.4:  # bevelled top: an extra, smaller ring
-        mid = np.c_[top, np.full(k, hh * 0.6)]
-        cap = np.c_[top * rng.uniform(0.5, 0.85), np.full(k, hh)]
-        rings = [np.c_[poly, np.full(k, -hh)], mid, cap]
+        mid = np.column_stack((top, np.full(k, hh * 0.6)))
+        cap = np.column_stack((top * rng.uniform(0.5, 0.85), np.full(k, hh)))
+        rings = [np.column_stack((poly, np.full(k, -hh))), mid, cap]
     else:
-        rings = [np.c_[poly, np.full(k, -hh)], np.c_[top, np.full(k, hh)]]
+        rings = [np.column_stack((poly, np.full(k, -hh))), np.column_stack((top, np.full(k, hh)))]
     return np.concatenate(rings)
 
 
@@ -203,28 +214,29 @@ def _generate(seed: int, rng: np.random.Generator) -> GraspObject:
             np.array([0.0, 0.0, min(c, 0.7 * b)]),
         )
     for _ in range(n_parts - 1):
-        cur = GraspObject(seed, tuple(parts), 1.0)
+        cur = tuple(parts)  # the object so far: only its support is needed
         py = rng.uniform(0.01, 0.025)
         px = rng.uniform(py, 0.04)
         pz = rng.uniform(0.01, 0.025)
         part = _random_part(rng, kinds, py, px, pz)
         yaw = rng.uniform(-0.3, 0.3)
         if rng.random() < 0.55:  # stack on top, overlapping a little
-            x = rng.uniform(-0.5, 0.5) * cur.support(np.array([[1.0, 0, 0]]))[0]
-            z = cur.height + pz * rng.uniform(0.3, 0.9)
+            x = rng.uniform(-0.5, 0.5) * _parts_support(cur, np.array([[1.0, 0, 0]]))[0]
+            z = float(_parts_support(cur, _UP)[0]) + pz * rng.uniform(0.3, 0.9)
             parts.append(_moved(part, np.array([x, 0.0, z]), yaw))
         else:  # attach at one end along x, resting on the table plane
             side = 1.0 if rng.random() < 0.5 else -1.0
-            end = cur.support(np.array([[side, 0, 0]]))[0]
+            end = _parts_support(cur, np.array([[side, 0, 0]]))[0]
             x = side * (end + px * rng.uniform(-0.6, 0.2))
             parts.append(_moved(part, np.array([x, 0.0, pz]), yaw))
     return _finish(seed, parts, rng)
 
 
 def _finish(seed: int, parts: list[Part], rng: np.random.Generator) -> GraspObject:
-    obj = GraspObject(seed, tuple(parts), 1.0)
     # Recentre: footprint centre at the origin, bottom at z = 0.
-    ex = obj.support(np.array([[1.0, 0, 0], [-1.0, 0, 0], [0, 1.0, 0], [0, -1.0, 0], [0, 0, -1.0]]))
+    ex = _parts_support(
+        parts, np.array([[1.0, 0, 0], [-1.0, 0, 0], [0, 1.0, 0], [0, -1.0, 0], [0, 0, -1.0]])
+    )
     shift = np.array([(ex[1] - ex[0]) / 2, (ex[3] - ex[2]) / 2, ex[4]])
     parts = [Part(p.kind, p.size, p.pos + shift, p.rot, p.vertices) for p in parts]
     mass = float(np.exp(rng.uniform(np.log(0.05), np.log(0.4))))
@@ -244,18 +256,20 @@ def _part_vertices(p: Part, sides: int = 10) -> np.ndarray:
     """Low-poly vertices (on the surface) of one convex part, in the object's body frame."""
     a, b, c = p.size
     ang = np.arange(sides) * (2 * np.pi / sides)
-    ring = np.c_[np.cos(ang), np.sin(ang)]
+    ring = np.column_stack((np.cos(ang), np.sin(ang)))
     if p.kind == "box":
         v = np.array([[x, y, z] for x in (-a, a) for y in (-b, b) for z in (-c, c)])
     elif p.kind == "cylinder":
-        v = np.concatenate([np.c_[ring * a, np.full(sides, z)] for z in (-b, b)])
+        v = np.concatenate([np.column_stack((ring * a, np.full(sides, z))) for z in (-b, b)])
     elif p.kind == "capsule":
-        rings = [np.c_[ring * a, np.full(sides, z)] for z in (-b, b)]
-        rings += [np.c_[ring * a * 0.7, np.full(sides, z * (b + 0.7 * a))] for z in (-1, 1)]
+        rings = [np.column_stack((ring * a, np.full(sides, z))) for z in (-b, b)]
+        rings += [
+            np.column_stack((ring * a * 0.7, np.full(sides, z * (b + 0.7 * a)))) for z in (-1, 1)
+        ]
         v = np.concatenate(rings + [np.array([[0, 0, b + a], [0, 0, -b - a]])])
     elif p.kind in ("sphere", "ellipsoid"):
         lat = np.array([-0.6, 0.0, 0.6]) * (np.pi / 2)
-        unit = [np.c_[ring * np.cos(t), np.full(sides, np.sin(t))] for t in lat]
+        unit = [np.column_stack((ring * np.cos(t), np.full(sides, np.sin(t)))) for t in lat]
         unit = np.concatenate(unit + [np.array([[0, 0, 1.0], [0, 0, -1.0]])])
         v = unit * (np.array([a, a, a]) if p.kind == "sphere" else np.array([a, b, c]))
     else:
@@ -289,6 +303,40 @@ def _part_masses(obj: GraspObject) -> tuple[float, ...]:
     return tuple(obj.part_masses().tolist())
 
 
+_GEOM_TYPES = {
+    "box": mujoco.mjtGeom.mjGEOM_BOX,
+    "cylinder": mujoco.mjtGeom.mjGEOM_CYLINDER,
+    "capsule": mujoco.mjtGeom.mjGEOM_CAPSULE,
+    "sphere": mujoco.mjtGeom.mjGEOM_SPHERE,
+    "ellipsoid": mujoco.mjtGeom.mjGEOM_ELLIPSOID,
+    "hull": mujoco.mjtGeom.mjGEOM_MESH,
+}
+
+
+@lru_cache(maxsize=N_OBJECTS)
+def _spec_plan(obj: GraspObject) -> tuple[tuple, list[float], list[int]]:
+    """What ``add_object`` writes into a spec, as plain Python values, cached per library
+    object: per part (type, pos, quat, mass, size or None, hull vertices or None), then the
+    visual mesh's vertices and faces (the scene is rebuilt every reset)."""
+    quat = np.empty(4)
+    parts = []
+    for part, m in zip(obj.parts, _part_masses(obj)):
+        mujoco.mju_mat2Quat(quat, part.rot.ravel())
+        hull = part.kind == "hull"
+        parts.append(
+            (
+                _GEOM_TYPES[part.kind],
+                part.pos.tolist(),
+                quat.tolist(),
+                float(m),
+                None if hull else list(part.size),
+                part.vertices.ravel().tolist() if hull else None,
+            )
+        )
+    verts, faces = visual_mesh(obj)
+    return tuple(parts), verts.ravel().tolist(), faces.ravel().tolist()
+
+
 def add_object(
     spec: mujoco.MjSpec,
     obj: GraspObject,
@@ -304,38 +352,26 @@ def add_object(
     one massless visual mesh ``<name>_vis`` (group 0) carrying ``material``."""
     body = spec.worldbody.add_body(name=name, pos=list(pos))
     body.add_freejoint(name=name)
-    types = {
-        "box": mujoco.mjtGeom.mjGEOM_BOX,
-        "cylinder": mujoco.mjtGeom.mjGEOM_CYLINDER,
-        "capsule": mujoco.mjtGeom.mjGEOM_CAPSULE,
-        "sphere": mujoco.mjtGeom.mjGEOM_SPHERE,
-        "ellipsoid": mujoco.mjtGeom.mjGEOM_ELLIPSOID,
-        "hull": mujoco.mjtGeom.mjGEOM_MESH,
-    }
-    quat = np.empty(4)
-    for i, (part, m) in enumerate(zip(obj.parts, _part_masses(obj))):
-        mujoco.mju_mat2Quat(quat, part.rot.ravel())
+    parts, verts, faces = _spec_plan(obj)
+    for i, (gtype, ppos, quat, m, size, hull) in enumerate(parts):
         g = body.add_geom(
             name=f"{name}_g{i}",
-            type=types[part.kind],
-            pos=part.pos.tolist(),
-            quat=quat.tolist(),
-            mass=float(m),
+            type=gtype,
+            pos=ppos,
+            quat=quat,
+            mass=m,
             condim=4,
             friction=[friction, 0.005, 0.0001],
             contype=contype,
             conaffinity=conaffinity,
             group=3,
         )
-        if part.kind == "hull":
-            spec.add_mesh(name=f"{name}_m{i}", uservert=part.vertices.ravel().tolist())
+        if hull is not None:
+            spec.add_mesh(name=f"{name}_m{i}", uservert=hull)
             g.meshname = f"{name}_m{i}"
         else:
-            g.size = list(part.size)
-    verts, faces = visual_mesh(obj)
-    spec.add_mesh(
-        name=f"{name}_vis", uservert=verts.ravel().tolist(), userface=faces.ravel().tolist()
-    )
+            g.size = size
+    spec.add_mesh(name=f"{name}_vis", uservert=verts, userface=faces)
     vis = body.add_geom(
         name=f"{name}_vis",
         type=mujoco.mjtGeom.mjGEOM_MESH,

@@ -29,6 +29,7 @@ from simenvs.core.rendering import SceneRenderer, prepare_fast_rendering  # noqa
 from simenvs.randomization.appearance import (  # noqa: E402
     Distractors,
     TextureBank,
+    appearance_key,
     appearance_param_defs,
 )
 from simenvs.randomization.params import ParamDef  # noqa: E402
@@ -406,6 +407,9 @@ class SimEnv(gym.Env):
 
     # ---- internals ----------------------------------------------------------------------
     def _compile(self, spec: mujoco.MjSpec) -> None:
+        # one thread: the compiler's pool cost ~0.6 ms more CPU (and wall) than it saved on
+        # a Grasp scene (measured, bit-identical model), on every recompile
+        spec.compiler.usethread = False
         try:
             model = spec.compile()
         except Exception as e:  # MuJoCo's compiler error names the element
@@ -427,23 +431,27 @@ class SimEnv(gym.Env):
             self._renderer.set_model(model)
 
     def _build_registry(self) -> list[ParamDef]:
-        defs = appearance_param_defs(self.model, self.randomized_cameras)
-        with_images = True
-        defs += sensor_param_defs(with_images)
-        defs.append(
-            ParamDef(
-                "dynamics.action_latency", 0, 0, 10, dtype=int, unit="control steps",
-                doc="actions reach the actuators this many control steps late",
-            )
-        )  # fmt: skip
-        task = self.param_defs()
-        names = [p.name for p in defs]
-        for p in task:
-            if p.name in names:  # a task may redefine a generic parameter
-                defs[names.index(p.name)] = p
+        # the generic definitions are reused while the model's appearance elements are the
+        # same (a rebuilt scene around new objects): building them cost 1-3 ms per compile
+        key = appearance_key(self.model, self.randomized_cameras)
+        cache = self.__dict__.get("_generic_defs")
+        if cache is None or cache[0] != key:
+            generic = appearance_param_defs(self.model, self.randomized_cameras)
+            generic += _SENSOR_DEFS
+            generic.append(_LATENCY_DEF)
+            index = {}
+            for i, p in enumerate(generic):
+                index.setdefault(p.name, i)  # the first of a name, as list.index finds it
+            self._generic_defs = cache = (key, tuple(generic), index)
+        defs = list(cache[1])
+        index = dict(cache[2])
+        for p in self.param_defs():
+            i = index.get(p.name)
+            if i is not None:  # a task may redefine a generic parameter
+                defs[i] = p
             else:
+                index[p.name] = len(defs)
                 defs.append(p)
-                names.append(p.name)
         return defs
 
     def _resolve_spec(self, spec: Any) -> RandomizationSpec:
@@ -468,11 +476,7 @@ class SimEnv(gym.Env):
         """Bind ``spec`` to the registry, reusing the last binding when a rebuilt model kept
         every parameter's name, shape and bounds (sampling needs only those; ``apply`` is
         always taken from the current registry)."""
-        sig = tuple(
-            (p.name, p.shape, p.choices, p.dtype)
-            + (() if p.is_categorical else tuple(b.tobytes() for b in p.bounds()))
-            for p in self._registry
-        )
+        sig = tuple([p.signature() for p in self._registry])
         cache = self.__dict__.get("_bind_cache")
         if cache is not None and cache[0] is spec and cache[1] == sig:
             return cache[2]
@@ -561,6 +565,14 @@ class SimEnv(gym.Env):
                 if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "self":
                     names.add(p.name)
         return names
+
+
+# definitions that never depend on the model: built once, shared (ParamDef is frozen)
+_SENSOR_DEFS = tuple(sensor_param_defs(True))
+_LATENCY_DEF = ParamDef(
+    "dynamics.action_latency", 0, 0, 10, dtype=int, unit="control steps",
+    doc="actions reach the actuators this many control steps late",
+)  # fmt: skip
 
 
 class _Preset(RandomizationSpec):

@@ -66,6 +66,25 @@ class ParamDef:
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
         return self._lo, self._hi
 
+    def signature(self) -> tuple:
+        """What sampling depends on (name, shape, choices, dtype, bounds), as a hashable key;
+        computed once per definition (rebinding compares it after every recompile)."""
+        sig = self.__dict__.get("_sig")
+        if sig is None:
+            sig = (self.name, self.shape, self.choices, self.dtype)
+            if not self.is_categorical:
+                sig += (self._lo.tobytes(), self._hi.tobytes())
+            object.__setattr__(self, "_sig", sig)
+        return sig
+
+    def with_apply(self, apply: Callable[[Any, Any], None] | None) -> ParamDef:
+        """This definition with another ``apply`` (a recompiled model's ids and nominals),
+        without re-validating the rest: a copy costs ~1 us, a new definition ~20 us."""
+        new = object.__new__(ParamDef)
+        new.__dict__.update(self.__dict__)
+        object.__setattr__(new, "apply", apply)
+        return new
+
     def coerce(self, value: Any) -> Any:
         """Clip a sampled numeric value to bounds and give it the declared type and shape."""
         if self.is_categorical:
