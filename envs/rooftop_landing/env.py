@@ -638,16 +638,7 @@ class RooftopLandingEnv(QuadrotorTask):
         terminated = bool(failure) or success
         if not terminated and self.step_count >= self.max_episode_steps:
             failure = "timeout"
-        info = {
-            "is_success": success,
-            "failure": failure,
-            "crashed": failure in ("obstacle", "hard_touchdown"),
-            "touched_down": self._touched,
-            "touchdown_speed": self._td_speed,
-            "touchdown_tilt_deg": self._td_tilt,
-            "dist_to_site": math.inf if site is None else dxy,
-            "over_safe": over_safe,
-        }  # fmt: skip
+        info = self._step_info(success, failure, math.inf if site is None else dxy, over_safe)
         if self.labels:
             info["safe_mask"] = self.safe_mask()
         return reward, terminated, info
@@ -678,17 +669,20 @@ class RooftopLandingEnv(QuadrotorTask):
         failure = "out_of_bounds" if oob else ""
         if not oob and self.step_count >= self.max_episode_steps:
             failure = "timeout"
-        info = {
-            "is_success": False,
+        dist = math.inf if site is None else dxy
+        return reward, oob, self._step_info(False, failure, dist, over_safe)
+
+    def _step_info(self, success: bool, failure: str, dist: float, over_safe: bool) -> dict:
+        return {
+            "is_success": success,
             "failure": failure,
-            "crashed": False,
+            "crashed": failure in ("obstacle", "hard_touchdown"),
             "touched_down": self._touched,
             "touchdown_speed": self._td_speed,
             "touchdown_tilt_deg": self._td_tilt,
-            "dist_to_site": math.inf if site is None else dxy,
+            "dist_to_site": dist,
             "over_safe": over_safe,
-        }  # fmt: skip
-        return reward, oob, info
+        }
 
     # ------------------------------------------------------------------ observations
     def task_state(self) -> np.ndarray | list[float]:

@@ -53,23 +53,7 @@ __all__ = ["QuadrotorOps", "DroneRaceOps"]
 
 _NQ = 18
 REASONS = np.array(["", "diverged", "ground", "out_of_arena", "gate_frame"], dtype=object)
-
-
-# at most this many sims scanned for gates through the compiled loop (_scan_few); more go
-# through numpy (_scan), the vectorized reference the tests cross-check by setting this to 0
-_FEW = 1 << 30
 _FEW_ROWS = 6  # at most this many sims' rotations / failure codes in Python floats
-_TWOS: dict[tuple[int, ...], np.ndarray] = {}
-
-
-def _pow2(x: np.ndarray) -> np.ndarray:
-    """``x ** 2`` as C ``pow`` computes it (what Python floats do). numpy squares instead
-    when the exponent is a scalar, which differs in the last bit for ~0.1 % of values; an
-    exponent array of x's shape makes it call ``pow``."""
-    two = _TWOS.get(x.shape)
-    if two is None:
-        two = _TWOS[x.shape] = np.full(x.shape, 2.0)
-    return np.power(x, two)
 
 
 # ---- the tasks' non-public state, in one place -------------------------------------------
@@ -538,41 +522,9 @@ class DroneRaceOps(QuadrotorOps):
         return reward, done, info
 
     def _scan(self, rows, js, p, prev, t, code, passed) -> None:
-        """The gate loop of sims ``rows[js]``: candidates by a margin, the task's exact test on
-        them (``_near_gates``); records each sim's bound for ``race_pre``'s culling."""
-        if len(js) <= _FEW:
-            return self._scan_few(rows, js, p, prev, t, code, passed)
-        every = len(js) == len(p) and len(rows) == self.n  # all sims (hovering near a gate)
-        ii = slice(None) if every else rows[js]
-        pj, pv = (p, prev) if every else (p[js], prev[js])
-        diff = pj[:, None, :] - self.g_pos[ii]  # (k, G, 3); padding at infinity
-        d2 = np.einsum("ngj,ngj->ng", diff, diff)
-        near = self.near[ii]
-        self.scan_p[ii], self.scan_t[ii] = pj, (t if every else t[js])
-        # a pair is classified only when the quad is near the gate *and* its step crosses the
-        # gate plane or ends in the frame's slab (see _near_gates); the bound is how far the
-        # quad (or the gate) must move before either can change for some gate: the larger of
-        # the distances to the near sphere and to the slab, smallest over gates. Padding
-        # gates give inf - inf * 0 = nan in the plane term, which fmax ignores.
-        x = diff[:, :, 0] * self.cos[ii] + diff[:, :, 1] * self.sin[ii]
-        with np.errstate(invalid="ignore"):
-            slab = np.abs(x) - self.slab
-            self.bound[ii] = np.fmax(np.sqrt(d2) - near[:, None], slab).min(axis=1)
-        e = _pow2(pj - pv)  # the task's step length, bit for bit
-        lim = near + np.sqrt(e[:, 0] + e[:, 1] + e[:, 2])
-        lim2 = lim * lim
-        cand = d2 <= (lim2 * (1.0 + 1e-9))[:, None]
-        if cand.any():
-            cj, gs = np.nonzero(cand)
-            e = _pow2(diff[cj, gs])
-            keep = ~(e[:, 0] + e[:, 1] + e[:, 2] > lim2[cj])
-            if keep.any():
-                self._near_gates(rows, js[cj[keep]], gs[keep], p, prev, code, passed)
-
-    def _scan_few(self, rows, js, p, prev, t, code, passed) -> None:
-        """``_scan`` through the compiled gate loop (``gate_scan``: the task's arithmetic in
-        Python floats' order, so the same bits); the task's own ``classify`` on the pairs it
-        returns, in (sim, gate) order."""
+        """The gate loop of sims ``rows[js]`` through ``gate_scan`` (the task's arithmetic in
+        Python floats' order, so the same bits), then the task's own ``classify`` on the pairs
+        it returns, in (sim, gate) order; records each sim's bound for ``race_pre``'s culling."""
         from simenvs.envs.drone_race.gates import HIT, PASS, classify
 
         cand = self._cand
@@ -592,40 +544,6 @@ class DroneRaceOps(QuadrotorOps):
             if res == HIT:
                 code[j] = 4  # "gate_frame"
             elif res == PASS and int(g) == int(self.target[i]):
-                passed[j] = True
-
-    def _near_gates(self, rows, js, gs, p, prev, code, passed) -> None:
-        """The task's per-gate loop for the near (sim, gate) pairs ``(js, gs)``.
-
-        Gate-frame coordinates are computed for all pairs at once with the task's arithmetic;
-        only pairs whose step crosses the gate plane or ends inside the frame's slab can be
-        anything but NONE, and those (a few per gate passage) go through the task's own
-        ``classify`` in gate order.
-        """
-        from simenvs.envs.drone_race.gates import HIT, PASS, classify
-
-        ii = rows[js]
-        c, sn = self.cos[ii, gs], self.sin[ii, gs]
-        d0 = prev[js] - self.prev_g[ii, gs]  # (m, 3): a0, b0, z0
-        d1 = p[js] - self.g_pos[ii, gs]  # a1, b1, z1
-        x0 = d0[:, 0] * c + d0[:, 1] * sn
-        x1 = d1[:, 0] * c + d1[:, 1] * sn
-        need = ((x0 < 0.0) != (x1 < 0.0)) | (np.abs(x1) <= 0.5 * self.geo.depth + self.radius)
-        if not need.any():
-            return
-        y0, z0 = -d0[:, 0] * sn + d0[:, 1] * c, d0[:, 2]
-        y1, z1 = -d1[:, 0] * sn + d1[:, 1] * c, d1[:, 2]
-        geo, r = self.geo, self.radius
-        for k in np.flatnonzero(need).tolist():  # (sim, gate) order, as the task's loop
-            j, i = int(js[k]), int(ii[k])
-            if code[j]:
-                continue  # an earlier gate was hit: the task's loop stopped there
-            cur = (float(x1[k]), float(y1[k]), float(z1[k]))
-            res = classify((float(x0[k]), float(y0[k]), float(z0[k])), cur, bool(self.round[i]),
-                           geo, r)  # fmt: skip
-            if res == HIT:
-                code[j] = 4  # "gate_frame"
-            elif res == PASS and int(gs[k]) == int(self.target[i]):
                 passed[j] = True
 
     def task_part(self) -> tuple[np.ndarray, np.ndarray]:
