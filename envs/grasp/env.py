@@ -263,13 +263,12 @@ class GraspEnv(SimEnv):
         if templates is None:
             templates = self._param_templates = self._build_param_templates()
         applies = self._param_applies()
-        return [t if a is None else t.with_apply(a) for t, a in zip(templates, applies)]
+        return [t.with_apply(applies[t.name]) if t.name in applies else t for t in templates]
 
-    def _param_applies(self) -> list[Any]:
-        """One ``apply`` (or None) per definition of ``_build_param_templates``, in order,
-        closing over this model's ids and nominal values."""
+    def _param_applies(self) -> dict[str, Any]:
+        """Parameter name -> ``apply`` closing over this model's ids and nominal values (the
+        ``layout.object<i>`` definitions have none: ``build_spec`` reads them)."""
         m = self.model
-        n = self.num_objects
         mass0 = m.body_mass[self._obj_body].copy()
         inertia0 = m.body_inertia[self._obj_body].copy()
         kp0 = m.actuator_gainprm[self._arm_act, 0].copy()
@@ -291,20 +290,21 @@ class GraspEnv(SimEnv):
             mm.actuator_gainprm[arm_act, 0] = kp0 * v
             mm.actuator_biasprm[arm_act, 1] = -kp0 * v
 
-        applies: list[Any] = [
-            set_mass,
-            set_obj_friction,
-            lambda mm, v: mm.geom_friction.__setitem__((pads, 0), v),
-            lambda mm, v: mm.dof_damping.__setitem__(arm_dof, damp0 * v),
-            set_gain,
-            lambda mm, v: mm.actuator_forcerange.__setitem__(grip, grip0 * v),
-        ]
-        applies += [None] * n  # layout.object<i>: read by build_spec
-        for g in self._clutter_geoms:
-            applies += [
-                lambda mm, v, g=g: mm.geom_pos.__setitem__((g, slice(0, 2)), v),
-                lambda mm, v, g=g: _set_box(mm, g, v),
-            ]
+        applies: dict[str, Any] = {
+            "dynamics.object_mass": set_mass,
+            "dynamics.object_friction": set_obj_friction,
+            "dynamics.finger_friction": lambda mm, v: mm.geom_friction.__setitem__((pads, 0), v),
+            "dynamics.joint_damping": lambda mm, v: mm.dof_damping.__setitem__(arm_dof, damp0 * v),
+            "dynamics.actuator_gain": set_gain,
+            "dynamics.grip_force": lambda mm, v: mm.actuator_forcerange.__setitem__(
+                grip, grip0 * v
+            ),
+        }
+        for i, g in enumerate(self._clutter_geoms):
+            applies[f"layout.clutter{i}.pos"] = lambda mm, v, g=g: mm.geom_pos.__setitem__(
+                (g, slice(0, 2)), v
+            )
+            applies[f"layout.clutter{i}.size"] = lambda mm, v, g=g: _set_box(mm, g, v)
         return applies
 
     def _build_param_templates(self) -> list[ParamDef]:
